@@ -1,0 +1,78 @@
+"""Batching shared by the text tasks: length-bucketed batches with padding to the batch's longest.
+
+Sorting sentences by length inside large windows before cutting batches means a batch
+pads only to lengths that are close together, which is most of the speed of training and
+inference on short sentences; the order of batches is still shuffled every epoch.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Dict, Iterator, List, Sequence
+
+import torch
+
+WINDOW_BATCHES = 50  # sort by length inside windows of this many batches
+
+
+class LengthBucketBatchSampler(torch.utils.data.Sampler):
+    """Yields lists of indices; deterministic for (seed, epoch), sharded by rank for DDP.
+
+    ``skip_batches`` lets a run resumed mid-epoch continue with the batches it had not seen.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, shuffle: bool, seed: int = 0,
+                 rank: int = 0, world_size: int = 1):
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+        self.skip_batches = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _all_batches(self) -> List[List[int]]:
+        order = list(range(len(self.lengths)))
+        rng = random.Random(self.seed + self.epoch)
+        if self.shuffle:
+            rng.shuffle(order)
+        window = self.batch_size * WINDOW_BATCHES
+        batches = []
+        for start in range(0, len(order), window):
+            chunk = sorted(order[start:start + window], key=lambda i: self.lengths[i])
+            batches += [chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        if self.shuffle:
+            rng.shuffle(batches)
+        # every rank gets the same number of batches (DDP needs equal steps)
+        per_rank = len(batches) // self.world_size if self.world_size > 1 else len(batches)
+        return batches[self.rank * per_rank:(self.rank + 1) * per_rank] if self.world_size > 1 else batches
+
+    def __iter__(self) -> Iterator[List[int]]:
+        batches = self._all_batches()
+        skip, self.skip_batches = self.skip_batches, 0
+        return iter(batches[skip:])
+
+    def __len__(self) -> int:
+        batches = -(-len(self.lengths) // self.batch_size)
+        return batches // self.world_size if self.world_size > 1 else batches
+
+
+def pad_batch(sequences: List[List[int]], pad_id: int) -> Dict[str, torch.Tensor]:
+    """input_ids and attention_mask, padded to the longest sequence of the batch."""
+    longest = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), longest), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), longest), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[row, :len(seq)] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> List[List[int]]:
+    """Inference batches of similar length; callers put results back in input order."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]

@@ -1,0 +1,5 @@
+"""Host side of tao: the CLI, the mounts file, the runners and the task table.
+
+Nothing in this package imports torch: ``tao --help`` must stay fast, and the host may
+have no training dependencies at all when subtasks run in containers.
+"""

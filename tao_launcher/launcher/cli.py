@@ -1,0 +1,163 @@
+"""``tao``: the host-side command line. ``tao <task> <subtask> [flags] [key=value ...]``.
+
+Tasks and subtasks come from the task table; the spec schema of a subtask is imported only
+when that subtask is named, so ``tao --help`` stays fast and never imports torch.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import click
+
+from tao_launcher import __version__
+from tao_launcher.errors import EXIT_INTERRUPTED, TaoError, UsageError
+from tao_launcher.launcher.tasks import SUBTASKS, TASKS
+
+SUBTASK_HELP = {
+    "download_specs": "copy the default spec files of the task into -o DIR",
+    "dataset_convert": "convert a public dataset into the task's training format",
+    "train": "train a model from a pretrained encoder; writes checkpoints/trained-model.tao",
+    "finetune": "continue training a -m model archive on new data",
+    "evaluate": "score a -m model archive on labelled test data",
+    "infer": "run a -m model archive on sentences from the spec or a file",
+    "export": "export a -m model archive to .riva or encrypted ONNX (.eonnx)",
+    "infer_onnx": "run an exported ONNX model through onnxruntime",
+}
+
+
+class ClosestMatchGroup(click.Group):
+    """A group whose unknown-command error names the closest valid command."""
+
+    def resolve_command(self, ctx, args):
+        name = args[0] if args else None
+        if name and self.get_command(ctx, name) is None and not name.startswith("-"):
+            close = difflib.get_close_matches(name, self.list_commands(ctx), n=1, cutoff=0.5)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise click.UsageError(f"no such {self.kind} '{name}'.{hint} "
+                                   f"'{ctx.command_path} --help' lists them.", ctx)
+        return super().resolve_command(ctx, args)
+
+    kind = "command"
+
+
+class TaoGroup(ClosestMatchGroup):
+    kind = "task or command"
+
+    def list_commands(self, ctx):
+        return list(TASKS) + sorted(self.commands)
+
+    def get_command(self, ctx, name):
+        if name in TASKS:
+            return TaskGroup(TASKS[name])
+        return self.commands.get(name)
+
+    def format_commands(self, ctx, formatter):
+        with formatter.section("Tasks"):
+            formatter.write_dl([(name, t.summary + ("" if t.available else " (planned)"))
+                                for name, t in TASKS.items()])
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, cmd.get_short_help_str(80)) for name, cmd in sorted(self.commands.items())])
+
+
+class TaskGroup(ClosestMatchGroup):
+    kind = "subtask"
+
+    def __init__(self, task):
+        self.task = task
+        super().__init__(name=task.name, help=f"{task.summary}.\n\nRun 'tao {task.name} SUBTASK --help' "
+                         f"for a subtask's spec fields and an example.",
+                         short_help=task.summary)
+
+    def list_commands(self, ctx):
+        return list(self.task.subtasks)
+
+    def get_command(self, ctx, name):
+        if name not in self.task.subtasks:
+            return None
+        return make_subtask_command(self.task, name)
+
+
+def make_subtask_command(task, subtask: str) -> click.Command:
+    schema = None
+    epilog = ""
+    if task.available and subtask != "download_specs":
+        schema = importlib.import_module(task.package + ".spec").SUBTASK_SPECS[subtask]
+        from tao_launcher.spec.render import render_help
+        epilog = ("\b\nSpec fields (set them in the -e file or as key=value):\n" + render_help(schema)
+                  + "\n\n\b\nExample:\n  " + schema.example)
+    elif subtask == "download_specs":
+        epilog = (f"\b\nExample:\n  tao {task.name} download_specs -r /results/{task.name}/download_specs "
+                  f"-o /specs/{task.name}")
+
+    @click.command(name=subtask, help=SUBTASK_HELP[subtask] + ".", epilog=epilog,
+                   context_settings={"ignore_unknown_options": True, "max_content_width": 120})
+    @click.option("-e", "--experiment-spec", "spec", help="spec file (YAML); defaults are used when omitted")
+    @click.option("-r", "--results-dir", "results", help="results folder: log, status.json, outputs")
+    @click.option("-k", "--key", "key", help="model encryption key (or set TAO_KEY; it is never printed)")
+    @click.option("-g", "--gpus", "gpus", type=int, default=1, show_default=True, help="number of GPUs (CPU processes where there is none)")
+    @click.option("-m", "--model", "model", help="model archive (.tao, or .riva/.eonnx for infer_onnx)")
+    @click.option("-o", "--output-dir", "output", help="output folder (download_specs)")
+    @click.option("--overwrite", is_flag=True, help="replace a finished run in -r (or files in -o)")
+    @click.option("--runner", type=click.Choice(["docker", "local"]), help="where to run (default: Docker if an engine answers, else local)")
+    @click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
+    def command(spec, results, key, gpus, model, output, overwrite, runner, overrides):
+        from tao_launcher.launcher.submit import submit
+
+        sys.exit(submit(task, subtask, schema, spec=spec, results=results, key=key, gpus=gpus, model=model,
+                        output=output, overwrite=overwrite, runner=runner, overrides=list(overrides)))
+
+    return command
+
+
+@click.group(cls=TaoGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             help="tao: train, fine-tune and export conversational-AI models with no code.\n\n"
+                  "\b\nUsage: tao TASK SUBTASK [-e SPEC] [-r RESULTS] [-k KEY] [-g GPUS] [-m MODEL] [-o DIR] [key=value ...]\n"
+                  "Example: tao text_classification train -r ~/tao/results/tc model.dataset.num_classes=2 "
+                  "training_ds.file_path=~/tao/data/sst2/train.tsv validation_ds.file_path=~/tao/data/sst2/dev.tsv")
+@click.version_option(__version__, prog_name="tao")
+def main():
+    pass
+
+
+@main.command(help="show the version, the runner that would be used and the mounts")
+@click.option("--runner", type=click.Choice(["docker", "local"]), help="runner to report on")
+def info(runner):
+    from tao_launcher.launcher.mounts import load_mounts, mounts_file_path
+    from tao_launcher.launcher.runners import select_runner
+
+    mounts = load_mounts()
+    click.echo(f"tao version: {__version__}")
+    click.echo(f"python: {sys.executable}")
+    click.echo(f"runner: {select_runner(runner, mounts).describe()}")
+    click.echo(f"mounts file: {mounts.path or str(mounts_file_path()) + ' (not found: local paths are used as they are)'}")
+    for m in mounts.mounts:
+        click.echo(f"  {m.source} -> {m.destination}" + (" (read-only)" if m.read_only else ""))
+    for variable in mounts.envs:
+        click.echo(f"  env {variable}")
+    if mounts.docker_options:
+        click.echo(f"docker options: {mounts.docker_options}")
+
+
+def run() -> None:
+    """Console-script entry: map TaoError and Ctrl-C to their exit codes."""
+    try:
+        main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except click.exceptions.Abort:
+        sys.exit(EXIT_INTERRUPTED)
+    except TaoError as err:
+        click.echo(f"tao: error: {err}", err=True)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        click.echo("tao: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)

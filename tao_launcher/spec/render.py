@@ -1,0 +1,73 @@
+"""Write a schema out as commented YAML (download_specs, specs/) and as --help text."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from typing import Any, List
+
+from tao_launcher.spec.load import default_of
+
+
+def _yaml_scalar(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        text = repr(value)
+        if "e" in text and "." not in text.split("e")[0]:  # YAML 1.1 floats need a dot: 5.0e-05
+            mantissa, exponent = text.split("e")
+            text = f"{mantissa}.0e{exponent}"
+        return text
+    if isinstance(value, int):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(json.dumps(v) if isinstance(v, str) else _yaml_scalar(v) for v in value) + "]"
+    text = str(value)
+    if text == "???":
+        return "???"
+    plain = text and text.strip() == text and not any(c in text for c in ":#{}[],&*!|>'\"%@`") \
+        and text.lower() not in ("null", "true", "false", "yes", "no", "on", "off", "~")
+    try:
+        float(text)
+        plain = False
+    except ValueError:
+        pass
+    return text if plain else json.dumps(text)
+
+
+def render_yaml(schema: type, title: str = "") -> str:
+    """The schema's defaults as a YAML file with each field's description as a comment."""
+    out: List[str] = []
+    if title:
+        out += [f"# {line}" if line else "#" for line in title.splitlines()] + [""]
+
+    def walk(cls: type, indent: str) -> None:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            help_text = f.metadata.get("help", "")
+            if dataclasses.is_dataclass(hints[f.name]):
+                out.append(f"{indent}{f.name}:" + (f"  # {help_text}" if help_text else ""))
+                walk(hints[f.name], indent + "  ")
+            else:
+                line = f"{indent}{f.name}: {_yaml_scalar(default_of(f))}"
+                out.append(line + (f"  # {help_text}" if help_text else ""))
+
+    walk(schema, "")
+    return "\n".join(out) + "\n"
+
+
+def render_help(schema: type) -> str:
+    """One line per field: dotted key, default, description. Used by `tao <task> <subtask> --help`."""
+    from tao_launcher.spec.load import leaf_fields
+
+    leaves = leaf_fields(schema)
+    width = max((len(k) for k in leaves), default=0)
+    lines = []
+    for key, leaf in leaves.items():
+        lines.append(f"  {key.ljust(width)}  = {_yaml_scalar(leaf.default)}")
+        if leaf.help:
+            lines.append(f"  {' ' * width}    {leaf.help}")
+    return "\n".join(lines)
