@@ -19,6 +19,7 @@ import datetime as _dt
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import sys
@@ -55,13 +56,41 @@ class SecretFilter(logging.Filter):
 
     def __init__(self, secret: Optional[str]):
         super().__init__()
-        self.secret = secret
+        # whole-token matches only: a one-letter key must not mask that letter in every word
+        self.pattern = re.compile(r"(?<![A-Za-z0-9])" + re.escape(secret) + r"(?![A-Za-z0-9])") if secret else None
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secret and self.secret in record.getMessage():
-            record.msg = record.getMessage().replace(self.secret, MASK)
-            record.args = ()
+        if self.pattern is not None:
+            message = record.getMessage()
+            masked = self.pattern.sub(MASK, message)
+            if masked != message:
+                record.msg, record.args = masked, ()
         return True
+
+
+NOISE = ("litlogger", "`weights_only` was not set", "LOAD REPORT")
+
+
+def _is_noise(record: logging.LogRecord) -> bool:
+    """Library chatter that says nothing about the user's run (tips, advertising)."""
+    message = record.getMessage()
+    return any(n in message for n in NOISE)
+
+
+def quiet_libraries() -> None:
+    """Keep the log about the run: library warnings a user cannot act on are dropped."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        from transformers.utils import logging as hf_logging
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
 
 
 class ResultsFolder:
@@ -120,7 +149,9 @@ class ResultsFolder:
             handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] %(name)s: %(message)s",
                                                    "%Y-%m-%d %H:%M:%S"))
             handler.addFilter(SecretFilter(secret))
+            handler.addFilter(lambda record: not _is_noise(record))
             root.addHandler(handler)
+        quiet_libraries()
 
     def save_spec(self, text: str) -> None:
         if not is_worker_process():

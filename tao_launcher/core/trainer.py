@@ -85,7 +85,11 @@ class ResumableCheckpoint(pl.Callback):
 
 
 class MetricsLog(pl.Callback):
-    """metrics.csv (one row per validation) and the latest metrics in status.json."""
+    """metrics.csv (one row per validation) and the latest metrics in status.json.
+
+    ``train_sentences_per_sec`` is training sentences over the wall time of the training
+    loop (data loading included, validation excluded).
+    """
 
     def __init__(self, results: ResultsFolder):
         self.results = results
@@ -94,12 +98,16 @@ class MetricsLog(pl.Callback):
         self._t0 = None
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self._t0 = time.perf_counter()
+        if self._t0 is None:
+            self._t0 = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.sentences += len(batch["labels"]) * trainer.world_size
+
+    def on_validation_start(self, trainer, pl_module):
         if self._t0 is not None:
             self.seconds += time.perf_counter() - self._t0
-            self.sentences += len(batch["labels"]) * trainer.world_size
+            self._t0 = None
 
     def on_validation_end(self, trainer, pl_module):
         if trainer.sanity_checking or is_worker_process():
@@ -172,4 +180,5 @@ def fit(trainer: pl.Trainer, module: pl.LightningModule, results: ResultsFolder)
         log.info("resuming from %s (epoch %d, step %d)", resume, state.get("epoch", 0), state.get("global_step", 0))
         results.record(resumed_from=str(resume))
         del state
+    module.train()  # pretrained weights load in eval mode; dropout must be on for training
     trainer.fit(module, ckpt_path=str(resume) if resume else None)

@@ -70,6 +70,10 @@ def load_mounts(path: Optional[Path] = None) -> MountsConfig:
     if not isinstance(data, dict):
         raise UsageError(f"{path}: the mounts file must be a JSON object with Mounts, Envs, DockerOptions")
     _reject_unknown(path, "top level", data, TOP_KEYS)
+    for section, kind in (("Mounts", list), ("Envs", list), ("DockerOptions", dict)):
+        if section in data and not isinstance(data[section], kind):
+            raise UsageError(f"{path}: \"{section}\" must be a JSON {'list' if kind is list else 'object'} "
+                             f"(see .tao_mounts.example.json)")
     config = MountsConfig(path=path)
     seen: Dict[str, Path] = {}
     for i, entry in enumerate(data.get("Mounts") or []):
@@ -89,7 +93,10 @@ def load_mounts(path: Optional[Path] = None) -> MountsConfig:
             raise UsageError(f"{path}: {where} mounts {source} on {destination}, which already holds "
                              f"{seen[destination]}: give each mount its own destination")
         seen[destination] = source
-        config.mounts.append(Mount(source, destination, bool(entry.get("read_only", False))))
+        read_only = entry.get("read_only", False)
+        if not isinstance(read_only, bool):
+            raise UsageError(f"{path}: {where} read_only must be true or false, got {read_only!r}")
+        config.mounts.append(Mount(source, destination, read_only))
     for i, entry in enumerate(data.get("Envs") or []):
         if not isinstance(entry, dict) or "variable" not in entry:
             raise UsageError(f"{path}: Envs[{i}] needs \"variable\" and \"value\"")
@@ -126,7 +133,7 @@ class PathMap:
         """Host path under a mount source, or a container path under a destination -> container path."""
         if _under(value, self.mounts, "destination"):
             return str(PurePosixPath(value))
-        host = Path(os.path.expanduser(value)).absolute()
+        host = Path(os.path.realpath(os.path.expanduser(value)))  # sources are resolved the same way
         for m in sorted(self.mounts, key=lambda m: len(str(m.source)), reverse=True):
             if host == m.source or m.source in host.parents:
                 return str(PurePosixPath(m.destination) / host.relative_to(m.source))

@@ -80,7 +80,7 @@ def run_forwarding_signals(command: List[str], env: Dict[str, str]) -> int:
 
     An interrupted run always ends with 130, even if the child then exits 0.
     """
-    child = subprocess.Popen(command, env=env)
+    child = subprocess.Popen(command, env=env, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
     interrupted = []
 
     def forward(signum, _frame):
@@ -99,6 +99,14 @@ def run_forwarding_signals(command: List[str], env: Dict[str, str]) -> int:
     if interrupted or code in (-signal.SIGINT, EXIT_INTERRUPTED):
         return EXIT_INTERRUPTED
     return code if code >= 0 else 128 - code
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGKILL when the launcher dies (kill -9 tao must not leave training running)."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def select_runner(requested: Optional[str], mounts: MountsConfig) -> Runner:

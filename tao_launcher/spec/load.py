@@ -71,7 +71,8 @@ def type_name(t: Any) -> str:
         inner = [a for a in typing.get_args(t) if a is not type(None)]
         return type_name(inner[0]) + " or null"
     if origin in (list, List):
-        return "a list of " + type_name(typing.get_args(t)[0]) + "s"
+        item = typing.get_args(t)[0]
+        return "a list of " + {int: "integers", float: "numbers", bool: "booleans", str: "strings"}.get(item, str(item))
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(t, str(t))
 
 
@@ -218,6 +219,7 @@ def resolve_spec(schema: type, spec_file: Path | None = None, overrides: List[st
     merged = {key: leaf.default for key, leaf in leaves.items()}
     problems: List[str] = []
     origin: Dict[str, str] = {}
+    rejected = set()  # keys already reported: one problem per key
 
     def suggestion(key: str) -> str:
         close = difflib.get_close_matches(key, list(leaves), n=1, cutoff=0.6)
@@ -242,6 +244,7 @@ def resolve_spec(schema: type, spec_file: Path | None = None, overrides: List[st
             ok, converted = coerce(value, leaf.type)
             if not ok:
                 problems.append(f"{where[key]}: {key} must be {type_name(leaf.type)}, got {value!r}")
+                rejected.add(key)
                 continue
             choices = leaf.choices
             if choices and converted not in (REQUIRED, None):
@@ -249,6 +252,7 @@ def resolve_spec(schema: type, spec_file: Path | None = None, overrides: List[st
                 if str(converted).lower() not in canon:
                     problems.append(f"{where[key]}: {key} must be one of {', '.join(map(str, choices))}, "
                                     f"got {value!r}")
+                    rejected.add(key)
                     continue
                 converted = canon[str(converted).lower()]
             merged[key] = converted
@@ -262,9 +266,9 @@ def resolve_spec(schema: type, spec_file: Path | None = None, overrides: List[st
         apply(over, {k: f"command line '{k}={_show(v)}'" for k, v in over.items()})
 
     for key, value in merged.items():
-        if value == REQUIRED:
-            where = f" (left as ??? in {spec_file})" if key in origin else ""
-            problems.append(f"{key} is required{where}: set it in the spec file or add "
+        if value == REQUIRED and key not in rejected:
+            where = f"{origin[key]}: " if key in origin else ""
+            problems.append(f"{where}{key} is required (it is ???): set it in the spec file or add "
                             f"{key}={_example(leaves[key])} to the command line")
     if problems:
         head = "the spec has a problem" if len(problems) == 1 else f"the spec has {len(problems)} problems"

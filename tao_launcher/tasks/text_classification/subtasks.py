@@ -44,13 +44,20 @@ def tokenize(tokenizer, sentences: Sequence[str], max_seq_length: int) -> List[L
                      add_special_tokens=True)["input_ids"]
 
 
+def save_tokenizer(tokenizer, folder: Path) -> None:
+    """The tokenizer files plus vocab.txt, one token a line in id order (what Riva's tokenizer reads)."""
+    tokenizer.save_pretrained(str(folder))
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
+    (folder / "vocab.txt").write_text("".join(token + "\n" for token, _ in vocab), encoding="utf-8")
+
+
 def write_payload(folder: Path, net: TextClassifier, tokenizer, config: Dict) -> None:
     """The files of a trained model (see core/model.py for the layout)."""
     from safetensors.torch import save_file
 
     save_file({k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}, str(folder / "model.safetensors"))
     net.encoder.config.save_pretrained(str(folder / "encoder"))
-    tokenizer.save_pretrained(str(folder / "tokenizer"))
+    save_tokenizer(tokenizer, folder / "tokenizer")
     (folder / "model_config.json").write_text(json.dumps(config, indent=2))
     (folder / "labels.txt").write_text("\n".join(config["label_names"]) + "\n")
 
@@ -266,7 +273,7 @@ def export(spec, run) -> Dict:
         def payload(out: Path) -> None:
             export_onnx(net, out / "model.onnx", input_names=["input_ids", "attention_mask"],
                         output_names=["logits"], vocab_size=tokenizer.vocab_size, opset=spec.onnx_opset)
-            tokenizer.save_pretrained(str(out / "tokenizer"))
+            save_tokenizer(tokenizer, out / "tokenizer")
             (out / "model_config.json").write_text(json.dumps(config, indent=2))
             (out / "labels.txt").write_text("\n".join(config["label_names"]) + "\n")
             if kind == "riva":

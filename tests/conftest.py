@@ -1,0 +1,77 @@
+"""Shared test helpers: run the real `tao` command, the sample data, a model trained once per session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "tao_launcher" / "samples" / "sst2_sample"
+DATASETS = Path(os.environ.get("TAO_TEST_DATASETS", REPO.parent / "shared" / "datasets"))
+KEY = "k3y-that-must-never-leak-7f9c"
+TAO = [sys.executable, "-c", "from tao_launcher.launcher.cli import run; run()"]
+
+
+def tao_env(tmp_home: Path | None = None, **extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("TAO_KEY", "TAO_MOUNTS_FILE", "TAO_RUNNER")}
+    env.update(TAO_RUNNER="local", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+    if tmp_home is not None:
+        env["HOME"] = str(tmp_home)
+    env.update(extra)
+    return env
+
+
+def tao(*args: str, env: dict | None = None, timeout: float = 600, check: bool = False) -> subprocess.CompletedProcess:
+    """Run `tao ARGS...` as a user would; returns the finished process with text output."""
+    proc = subprocess.run(TAO + [str(a) for a in args], env=env or tao_env(), capture_output=True, text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"tao {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def dataset(name: str) -> Path:
+    path = DATASETS / name
+    if not path.exists():
+        pytest.skip(f"real dataset {path} is absent (the benchmark data lives in ../shared/datasets)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def sample_data(tmp_path_factory) -> Path:
+    """The packaged SST-2-format sample, converted by dataset_convert."""
+    root = tmp_path_factory.mktemp("sample")
+    tao("text_classification", "dataset_convert", "-r", root / "convert",
+        f"source_data_dir={SAMPLE}", f"target_data_dir={root / 'data'}", check=True)
+    return root / "data"
+
+
+TRAIN_FAST = ["trainer.max_epochs=1", "trainer.enable_progress_bar=false", "training_ds.batch_size=16"]
+
+
+def train_args(data: Path, results: Path, *extra: str) -> list:
+    return ["text_classification", "train", "-r", results, "-k", KEY, "model.dataset.num_classes=2",
+            f"training_ds.file_path={data / 'train.tsv'}", f"validation_ds.file_path={data / 'dev.tsv'}",
+            f"model.class_labels.class_labels_file={data / 'labels.txt'}", *TRAIN_FAST, *extra]
+
+
+@pytest.fixture(scope="session")
+def trained(sample_data, tmp_path_factory) -> Path:
+    """A model trained once on the sample: results folder of a finished train run."""
+    results = tmp_path_factory.mktemp("trained") / "train"
+    tao(*train_args(sample_data, results), check=True)
+    return results
+
+
+@pytest.fixture
+def copy_of(tmp_path):
+    def make(path: Path) -> Path:
+        dest = tmp_path / ("copy-" + path.name)
+        shutil.copy(path, dest)
+        return dest
+    return make

@@ -1,0 +1,389 @@
+"""The `tao` command line as a user runs it: a real subprocess, a clean HOME, the local runner.
+
+Everything here is host side: no training, and the launcher must never import torch.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+import tao_launcher
+
+REPO = Path(__file__).resolve().parents[2]
+ALL_TASKS = ("text_classification", "token_classification", "question_answering",
+             "intent_slot_classification", "punctuation_and_capitalization", "speech_to_text")
+SUBTASKS = ("download_specs", "dataset_convert", "train", "finetune", "evaluate", "infer", "export", "infer_onnx")
+SPEC_FILES = ("dataset_convert.yaml", "train.yaml", "finetune.yaml", "evaluate.yaml", "infer.yaml",
+              "export.yaml", "infer_onnx.yaml")
+HEAVY_MODULES = ("torch", "transformers", "pytorch_lightning", "lightning", "onnx", "onnxruntime")
+SECRET = "Zebra-Kestrel-7731-not-a-real-key"
+TRAIN_REQUIRED = ["model.dataset.num_classes=2", "training_ds.file_path=/data/train.tsv",
+                  "validation_ds.file_path=/data/dev.tsv"]
+
+
+def tao_command():
+    script = Path(sys.executable).parent / "tao"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; sys.argv[0] = 'tao'; "
+            "from tao_launcher.launcher.cli import run; run()"]
+
+
+def clean_env(home: Path, **extra) -> dict:
+    env = dict(os.environ)
+    for name in ("TAO_MOUNTS_FILE", "TAO_KEY", "TAO_KEY_FILE", "TAO_PATH_MAP", "TAO_RUNNER"):
+        env.pop(name, None)
+    env.update(HOME=str(home), TAO_RUNNER="local", PYTHONDONTWRITEBYTECODE="1")
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def tao(tmp_path):
+    """Run `tao ARGS...` in tmp_path with HOME=tmp_path/home; returns the CompletedProcess."""
+    home = tmp_path / "home"
+    home.mkdir()
+
+    def run(*args, env=None, timeout=60):
+        return subprocess.run(tao_command() + [str(a) for a in args], cwd=tmp_path, env=env or clean_env(home),
+                              capture_output=True, text=True, timeout=timeout)
+
+    run.home = home
+    return run
+
+
+def output(proc) -> str:
+    return proc.stdout + proc.stderr
+
+
+def assert_no_traceback(proc):
+    assert "Traceback" not in output(proc), output(proc)
+
+
+# ----------------------------------------------------------------------------- help
+
+def test_help_lists_all_tasks(tao):
+    proc = tao("--help")
+    assert proc.returncode == 0, output(proc)
+    for task in ALL_TASKS:
+        assert task in proc.stdout
+    assert "info" in proc.stdout
+
+
+def test_version(tao):
+    proc = tao("--version")
+    assert proc.returncode == 0
+    assert tao_launcher.__version__ in proc.stdout
+
+
+def test_help_imports_no_torch_importtime(tmp_path):
+    code = ("import sys; sys.argv = ['tao', '--help']\n"
+            "from tao_launcher.launcher.cli import run\nrun()")
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code], cwd=tmp_path,
+                          env=clean_env(tmp_path), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "text_classification" in proc.stdout
+    imported = [line for line in proc.stderr.splitlines() if line.startswith("import time:")]
+    assert imported, "python -X importtime printed nothing"
+    offenders = [line for line in imported if "torch" in line or "transformers" in line]
+    assert not offenders, "tao --help imports heavy modules:\n" + "\n".join(offenders)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["text_classification", "--help"],
+                                  ["text_classification", "train", "--help"]],
+                         ids=["tao", "task", "subtask"])
+def test_help_leaves_heavy_modules_unimported(tmp_path, argv):
+    """In a fresh interpreter: run click's main in-process, then look at sys.modules."""
+    code = textwrap.dedent(f"""
+        import json, sys
+        from tao_launcher.launcher.cli import main
+        try:
+            main({argv!r}, prog_name="tao", standalone_mode=False)
+        except SystemExit:
+            pass
+        print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY_MODULES!r})))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=clean_env(tmp_path),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    heavy = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert heavy == [], f"`tao {' '.join(argv)}` imported {heavy}"
+
+
+def test_task_help_lists_subtasks(tao):
+    proc = tao("text_classification", "--help")
+    assert proc.returncode == 0, output(proc)
+    listed = [line.split()[0] for line in proc.stdout.split("Commands:")[1].splitlines() if line.strip()]
+    assert listed == list(SUBTASKS)
+
+
+def test_subtask_help_shows_spec_fields_and_example(tao):
+    proc = tao("text_classification", "train", "--help")
+    assert proc.returncode == 0, output(proc)
+    for key in ("trainer.max_epochs", "training_ds.file_path", "optim.sched.name"):
+        assert key in proc.stdout
+    assert "number of passes over the training data" in proc.stdout   # the description of trainer.max_epochs
+    assert "Example" in proc.stdout
+    assert "tao text_classification train" in proc.stdout.split("Example")[-1]
+
+
+# ----------------------------------------------------------------------------- usage errors
+
+def test_unknown_task_suggests_closest(tao):
+    proc = tao("text_clasification", "train")
+    assert proc.returncode == 2
+    assert "text_clasification" in proc.stderr
+    assert "'text_classification'" in proc.stderr
+    assert_no_traceback(proc)
+
+
+def test_unknown_subtask_suggests_closest(tao):
+    proc = tao("text_classification", "trian")
+    assert proc.returncode == 2
+    assert "'train'" in proc.stderr
+    assert_no_traceback(proc)
+
+
+def test_planned_task_refuses_with_a_sentence(tao):
+    proc = tao("token_classification", "train", "-k", "x")
+    assert proc.returncode == 2
+    assert "token_classification" in proc.stderr and "planned" in proc.stderr
+    assert "not available" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert_no_traceback(proc)
+
+
+def test_train_without_key(tao):
+    results = tao.home / "results"
+    proc = tao("text_classification", "train", "-r", results, *TRAIN_REQUIRED)
+    assert proc.returncode == 2
+    assert "-k" in proc.stderr and "TAO_KEY" in proc.stderr
+    assert not results.exists()
+    assert_no_traceback(proc)
+
+
+def test_key_from_environment_is_accepted(tao):
+    """With TAO_KEY set the key check passes and the next problem (the spec) is reported."""
+    proc = tao("text_classification", "train", "trainer.max_epochs=abc", *TRAIN_REQUIRED,
+               env=clean_env(tao.home, TAO_KEY=SECRET))
+    assert proc.returncode == 2
+    assert "TAO_KEY" not in proc.stderr
+    assert "trainer.max_epochs must be an integer" in proc.stderr
+    assert SECRET not in output(proc)
+
+
+def test_unknown_option_is_a_usage_error(tao):
+    proc = tao("text_classification", "train", "-k", SECRET, "--epochs", "3", *TRAIN_REQUIRED)
+    assert proc.returncode == 2
+    assert "--epochs" in proc.stderr
+    assert SECRET not in output(proc)
+
+
+def test_negative_gpus(tao):
+    proc = tao("text_classification", "train", "-k", SECRET, "-g", "-1", *TRAIN_REQUIRED)
+    assert proc.returncode == 2
+    assert "-g" in proc.stderr
+
+
+def test_key_never_printed_by_failing_spec(tao):
+    results = tao.home / "results"
+    proc = tao("text_classification", "train", "-k", SECRET, "-r", results, "trainer.max_epoch=2",
+               *TRAIN_REQUIRED)
+    assert proc.returncode == 2
+    assert "trainer.max_epoch" in proc.stderr
+    assert SECRET not in output(proc)
+
+
+def test_key_never_printed_when_the_entrypoint_fails(tao):
+    """A valid spec reaches the real entrypoint, which rejects the missing model archive."""
+    results = tao.home / "results"
+    proc = tao("text_classification", "evaluate", "-k", SECRET, "-r", results,
+               "-m", tao.home / "missing.tao", "test_ds.file_path=/data/dev.tsv")
+    assert proc.returncode == 2, output(proc)
+    assert "missing.tao" in proc.stderr and "does not exist" in proc.stderr
+    assert SECRET not in output(proc)
+    assert not results.exists()
+    assert_no_traceback(proc)
+
+
+def test_job_keeps_key_out_of_argv_and_repr():
+    from tao_launcher.launcher.runners import Job
+
+    job = Job("text_classification", "train", spec="/specs/train.yaml", results="/results/tc",
+              overrides=["trainer.max_epochs=2"], key=SECRET)
+    args = job.entrypoint_args()
+    assert SECRET not in " ".join(args)
+    assert SECRET not in repr(job)
+    assert args[:2] == ["text_classification", "train"]
+    assert args[-1] == "trainer.max_epochs=2"
+
+
+# ----------------------------------------------------------------------------- spec errors
+
+def test_spec_errors_from_command_line_all_named(tao):
+    results = tao.home / "results"
+    proc = tao("text_classification", "train", "-k", SECRET, "-r", results,
+               "trainer.max_epoch=2", "trainer.max_epochs=abc", "optim.name=lion",
+               "training_ds.file_path=/data/train.tsv")
+    assert proc.returncode == 2
+    err = proc.stderr
+    assert "the spec has 5 problems" in err
+    assert "unknown key trainer.max_epoch; did you mean trainer.max_epochs?" in err
+    assert "trainer.max_epochs must be an integer" in err and "'abc'" in err
+    assert "optim.name must be one of adam, adamw, sgd" in err
+    # ??? left unset: the field and an example override
+    assert "model.dataset.num_classes is required" in err and "model.dataset.num_classes=2" in err
+    assert "validation_ds.file_path is required" in err and "validation_ds.file_path=/data/" in err
+    # nothing started
+    assert "tao: running" not in err
+    assert not results.exists()
+    assert SECRET not in output(proc)
+    assert_no_traceback(proc)
+
+
+SPEC_WITH_ERRORS = """\
+trainer:
+  max_epochs: 2
+  max_epoch: 3
+optim:
+  lr: 2e-5
+  name: adamw
+model:
+  dataset:
+    max_seq_length: long
+validation_ds:
+  file_path: ???
+"""
+
+
+def test_spec_file_errors_name_file_and_line(tao):
+    spec = tao.home / "train.yaml"
+    spec.write_text(SPEC_WITH_ERRORS)
+    results = tao.home / "results" / "train"
+    proc = tao("text_classification", "train", "-e", spec, "-r", results, "-k", SECRET,
+               "training_ds.file_path=/data/train.tsv", "model.dataset.num_classes=2")
+    assert proc.returncode == 2, output(proc)
+    err = proc.stderr
+    assert "the spec has 3 problems" in err
+    assert f"{spec}:3: unknown key trainer.max_epoch; did you mean trainer.max_epochs?" in err
+    assert f"{spec}:9: model.dataset.max_seq_length must be an integer, got 'long'" in err
+    assert "validation_ds.file_path is required" in err and "validation_ds.file_path=/data/" in err
+    assert "tao: running" not in err
+    assert not results.exists() and not results.parent.exists()
+    assert SECRET not in output(proc)
+
+
+def test_missing_spec_file(tao):
+    results = tao.home / "results"
+    proc = tao("text_classification", "train", "-e", tao.home / "nope.yaml", "-r", results, "-k", SECRET,
+               *TRAIN_REQUIRED)
+    assert proc.returncode == 2
+    assert "nope.yaml" in proc.stderr and "does not exist" in proc.stderr
+    assert not results.exists()
+
+
+def test_invalid_yaml_names_line(tao):
+    spec = tao.home / "bad.yaml"
+    spec.write_text("trainer:\n  max_epochs: 2\n optim: [\n")
+    proc = tao("text_classification", "train", "-e", spec, "-k", SECRET, *TRAIN_REQUIRED)
+    assert proc.returncode == 2
+    assert f"{spec}:" in proc.stderr and "not valid YAML" in proc.stderr
+    assert_no_traceback(proc)
+
+
+# ----------------------------------------------------------------------------- download_specs
+
+def test_download_specs_writes_refuses_and_overwrites(tao):
+    out = tao.home / "specs"
+    proc = tao("text_classification", "download_specs", "-o", out, "-r", tao.home / "results")
+    assert proc.returncode == 0, output(proc)
+    assert sorted(p.name for p in out.iterdir()) == sorted(SPEC_FILES)
+    for name in SPEC_FILES:
+        data = yaml.safe_load((out / name).read_text())
+        assert isinstance(data, dict) and data, name
+    original = {name: (out / name).read_text() for name in SPEC_FILES}
+
+    edited = original["train.yaml"] + "# my edit\n"
+    (out / "train.yaml").write_text(edited)
+    proc = tao("text_classification", "download_specs", "-o", out, "-r", tao.home / "results")
+    assert proc.returncode == 2
+    assert "--overwrite" in proc.stderr and str(out) in proc.stderr
+    assert (out / "train.yaml").read_text() == edited
+    assert sorted(p.name for p in out.iterdir()) == sorted(SPEC_FILES)   # no partial files left
+
+    proc = tao("text_classification", "download_specs", "-o", out, "-r", tao.home / "results", "--overwrite")
+    assert proc.returncode == 0, output(proc)
+    assert {name: (out / name).read_text() for name in SPEC_FILES} == original
+    assert sorted(p.name for p in out.iterdir()) == sorted(SPEC_FILES)
+
+
+def test_download_specs_needs_output(tao):
+    proc = tao("text_classification", "download_specs", "-r", tao.home / "results")
+    assert proc.returncode == 2
+    assert "-o" in proc.stderr
+
+
+def test_download_specs_onto_a_file(tao):
+    target = tao.home / "afile"
+    target.write_text("x")
+    proc = tao("text_classification", "download_specs", "-o", target)
+    assert proc.returncode == 2
+    assert "is a file" in proc.stderr
+    assert target.read_text() == "x"
+
+
+def test_repo_specs_match_schema(tao):
+    """specs/text_classification is generated from the schemas; it must not drift from them."""
+    repo_specs = REPO / "specs" / "text_classification"
+    out = tao.home / "fresh"
+    proc = tao("text_classification", "download_specs", "-o", out)
+    assert proc.returncode == 0, output(proc)
+    hint = "specs/text_classification is out of date with the schemas: run `make specs` and commit the result"
+    assert repo_specs.is_dir(), hint
+    assert sorted(p.name for p in repo_specs.iterdir()) == sorted(SPEC_FILES), hint
+    for name in SPEC_FILES:
+        assert (repo_specs / name).read_text() == (out / name).read_text(), f"{name}: {hint}"
+
+
+# ----------------------------------------------------------------------------- info
+
+def test_info_without_mounts_file(tao):
+    proc = tao("info")
+    assert proc.returncode == 0, output(proc)
+    assert tao_launcher.__version__ in proc.stdout
+    assert "runner: local runner" in proc.stdout
+    assert str(tao.home / ".tao_mounts.json") in proc.stdout
+    assert "not found" in proc.stdout
+
+
+def test_info_with_mounts_file(tao, tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "results").mkdir()
+    mounts = tmp_path / "mounts.json"
+    mounts.write_text(json.dumps({
+        "Mounts": [{"source": str(tmp_path / "data"), "destination": "/data", "read_only": True},
+                   {"source": str(tmp_path / "results"), "destination": "/results"}],
+        "Envs": [{"variable": "HF_HOME", "value": "/cache"}]}))
+    proc = tao("info", env=clean_env(tao.home, TAO_MOUNTS_FILE=str(mounts)))
+    assert proc.returncode == 0, output(proc)
+    assert tao_launcher.__version__ in proc.stdout
+    assert "local runner" in proc.stdout
+    assert f"mounts file: {mounts}" in proc.stdout
+    assert f"{tmp_path / 'data'} -> /data (read-only)" in proc.stdout
+    assert f"{tmp_path / 'results'} -> /results" in proc.stdout
+    assert "HF_HOME" in proc.stdout
+
+
+def test_info_with_broken_mounts_file(tao, tmp_path):
+    mounts = tmp_path / "mounts.json"
+    mounts.write_text('{"Mounts": [}')
+    proc = tao("info", env=clean_env(tao.home, TAO_MOUNTS_FILE=str(mounts)))
+    assert proc.returncode == 2
+    assert f"{mounts}:1" in proc.stderr
+    assert_no_traceback(proc)
