@@ -12,6 +12,7 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
 import traceback
 from dataclasses import dataclass
@@ -100,15 +101,24 @@ def run(argv: List[str]) -> int:
     results.save_spec(yaml.safe_dump(saved, sort_keys=False))
     context = RunContext(task.name, args.subtask, results, key, model, args.gpus)
     module = importlib.import_module(task.package + ".subtasks")
+    interrupted = []
+
+    def on_signal(signum, _frame):
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
     try:
         getattr(module, args.subtask)(spec, context)
-    except KeyboardInterrupt:
-        results.end("interrupted", "stopped by the user")
-        raise
-    except TaoError as err:
-        results.end("failed", str(err))
-        raise
     except BaseException as err:
+        # Lightning turns Ctrl-C into its own shutdown and sys.exit(1): the signal decides, not the exception
+        if interrupted or isinstance(err, KeyboardInterrupt):
+            results.end("interrupted", "stopped by the user")
+            raise KeyboardInterrupt from None
+        if isinstance(err, TaoError):
+            results.end("failed", str(err))
+            raise
         log.error("internal error:\n%s", traceback.format_exc())
         results.end("failed", f"internal error: {type(err).__name__}: {err}")
         raise

@@ -40,6 +40,10 @@ class LengthBucketBatchSampler(torch.utils.data.Sampler):
         rng = random.Random(self.seed + self.epoch)
         if self.shuffle:
             rng.shuffle(order)
+        if self.world_size > 1:
+            if self.shuffle:  # training: equal shares, so every rank takes the same number of steps
+                order = order[:len(order) - len(order) % self.world_size]
+            order = order[self.rank::self.world_size]  # evaluation keeps every sentence, once
         window = self.batch_size * WINDOW_BATCHES
         batches = []
         for start in range(0, len(order), window):
@@ -47,9 +51,7 @@ class LengthBucketBatchSampler(torch.utils.data.Sampler):
             batches += [chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
         if self.shuffle:
             rng.shuffle(batches)
-        # every rank gets the same number of batches (DDP needs equal steps)
-        per_rank = len(batches) // self.world_size if self.world_size > 1 else len(batches)
-        return batches[self.rank * per_rank:(self.rank + 1) * per_rank] if self.world_size > 1 else batches
+        return batches
 
     def __iter__(self) -> Iterator[List[int]]:
         batches = self._all_batches()
@@ -57,8 +59,7 @@ class LengthBucketBatchSampler(torch.utils.data.Sampler):
         return iter(batches[skip:])
 
     def __len__(self) -> int:
-        batches = -(-len(self.lengths) // self.batch_size)
-        return batches // self.world_size if self.world_size > 1 else batches
+        return len(self._all_batches()) - self.skip_batches
 
 
 def pad_batch(sequences: List[List[int]], pad_id: int) -> Dict[str, torch.Tensor]:

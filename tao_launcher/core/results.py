@@ -93,6 +93,26 @@ def quiet_libraries() -> None:
         pass
 
 
+def _alive_here(status: Dict[str, Any]) -> bool:
+    """Whether the process that wrote a 'running' status.json still runs on this machine."""
+    pid = status.get("pid")
+    if status.get("host") != socket.gethostname() or not isinstance(pid, int) or pid == os.getpid():
+        return False
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if cmdline.parent.parent.is_dir() and Path("/proc/self").exists():  # Linux: guard against pid reuse
+        try:
+            return b"tao_launcher" in cmdline.read_bytes()
+        except OSError:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class ResultsFolder:
     """Owns status.json, the log and the checks that keep finished work from being overwritten."""
 
@@ -116,6 +136,9 @@ class ResultsFolder:
         if self.path.exists() and not self.path.is_dir():
             raise UsageError(f"results folder {self.path} is a file: pass a folder to -r")
         same_run = previous.get("task") == self.task and previous.get("subtask") == self.subtask
+        if previous.get("state") == "running" and _alive_here(previous):
+            raise UsageError(f"results folder {self.path} is in use by a running {previous.get('subtask')} "
+                             f"(pid {previous.get('pid')}): wait for it, stop it, or pass another -r folder")
         unfinished = same_run and previous.get("state") != "finished"
         if entries and not (unfinished and not overwrite):
             if not overwrite:
@@ -139,7 +162,7 @@ class ResultsFolder:
     def start_logging(self, secret: Optional[str]) -> None:
         """Log to stderr and to log.txt (rank 0 only), masking the key everywhere."""
         root = logging.getLogger()
-        root.setLevel(logging.INFO)
+        root.setLevel(logging.WARNING if is_worker_process() else logging.INFO)
         for handler in list(root.handlers):
             root.removeHandler(handler)
         handlers = [logging.StreamHandler(sys.stderr)]

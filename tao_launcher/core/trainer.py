@@ -96,6 +96,7 @@ class MetricsLog(pl.Callback):
         self.sentences = 0
         self.seconds = 0.0
         self._t0 = None
+        self.validated_step = None
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if self._t0 is None:
@@ -110,6 +111,7 @@ class MetricsLog(pl.Callback):
             self._t0 = None
 
     def on_validation_end(self, trainer, pl_module):
+        self.validated_step = trainer.global_step
         if trainer.sanity_checking or is_worker_process():
             return
         row = {"epoch": trainer.current_epoch, "step": trainer.global_step}
@@ -182,3 +184,7 @@ def fit(trainer: pl.Trainer, module: pl.LightningModule, results: ResultsFolder)
         del state
     module.train()  # pretrained weights load in eval mode; dropout must be on for training
     trainer.fit(module, ckpt_path=str(resume) if resume else None)
+    metrics_log = next(c for c in trainer.callbacks if isinstance(c, MetricsLog))
+    if not trainer.interrupted and metrics_log.validated_step != trainer.global_step:
+        # max_steps can end training mid-epoch, before its validation: the final model is always validated
+        trainer.validate(module, verbose=False)

@@ -1,4 +1,8 @@
-"""The Docker runner (see the Docker runner issue); for now only the engine probe."""
+"""The Docker runner: not in this version (it arrives with the container images, see containers/).
+
+Until then ``--runner docker`` is a clear usage error, and the automatic choice never
+picks Docker, so a machine with a Docker Engine still runs everything with the local runner.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,7 @@ def engine_answers() -> bool:
     """True when a Docker Engine answers on the default socket (or DOCKER_HOST) within a second."""
     try:
         import docker
-        client = docker.from_env(timeout=1)
-        client.ping()
+        docker.from_env(timeout=1).ping()
         return True
     except Exception:
         return False
@@ -19,6 +22,8 @@ def engine_answers() -> bool:
 
 class DockerRunner(Runner):
     name = "docker"
+    available = False  # set when the runner and its images land
 
     def run(self, job, mounts) -> int:
-        raise UsageError("the docker runner is not in this version yet: use --runner local")
+        raise UsageError("the docker runner is not in this version of tao yet: use --runner local "
+                         "(or leave --runner out)")

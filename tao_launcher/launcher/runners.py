@@ -120,4 +120,4 @@ def select_runner(requested: Optional[str], mounts: MountsConfig) -> Runner:
         from tao_launcher.launcher.docker_runner import DockerRunner
         return DockerRunner()
     from tao_launcher.launcher.docker_runner import DockerRunner, engine_answers
-    return DockerRunner() if engine_answers() else LocalRunner()
+    return DockerRunner() if DockerRunner.available and engine_answers() else LocalRunner()

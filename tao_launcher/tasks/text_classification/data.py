@@ -31,6 +31,7 @@ SENTIMENT_LABELS = ["negative", "positive"]
 
 
 def read_examples(path: str | Path, num_samples: int = -1, num_classes: Optional[int] = None,
+                  range_fix: str = "fix the line or set model.dataset.num_classes",
                   ) -> Tuple[List[str], List[int]]:
     """Read ``sentence<TAB>label`` lines; a bad line is a DataError naming file:line and the fix."""
     path = Path(path)
@@ -57,8 +58,7 @@ def read_examples(path: str | Path, num_samples: int = -1, num_classes: Optional
                                 f"labels must be 0..num_classes-1 (dataset_convert writes them)") from None
             if value < 0 or (num_classes is not None and value >= num_classes):
                 raise DataError(f"{path}:{number}: label {value} is out of range for num_classes={num_classes}; "
-                                f"labels must be 0..{(num_classes or 1) - 1}: fix the line or set "
-                                f"model.dataset.num_classes")
+                                f"labels must be 0..{(num_classes or 1) - 1}: {range_fix}")
             sentences.append(sentence.strip())
             labels.append(value)
             if 0 < num_samples <= len(sentences):

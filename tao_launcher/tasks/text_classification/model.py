@@ -60,14 +60,14 @@ class TextClassificationModule(TaoModule):
         self.label_names = label_names
         self.loss = nn.CrossEntropyLoss(weight=class_weights)
         self._confusion: Optional[torch.Tensor] = None
-        self.train_loader = None
-        self.val_loader = None
+        self.make_loader = None  # (split, trainer) -> DataLoader, set by the subtask
 
+    # loaders are built when Lightning asks, after DDP has given each process its rank
     def train_dataloader(self):
-        return self.train_loader
+        return self.make_loader("train", self.trainer)
 
     def val_dataloader(self):
-        return self.val_loader
+        return self.make_loader("validation", self.trainer)
 
     def training_step(self, batch: Dict[str, torch.Tensor], batch_idx: int):
         logits = self.net(batch["input_ids"], batch["attention_mask"])

@@ -21,7 +21,7 @@ from tao_launcher.core.encoders import resolve_encoder
 from tao_launcher.core.metrics import classification_report, confusion_matrix, format_report
 from tao_launcher.core.model import opened_model_archive, write_model_archive
 from tao_launcher.core.results import is_worker_process
-from tao_launcher.errors import DataError, UsageError
+from tao_launcher.errors import UsageError
 from tao_launcher.tasks.text_classification import data
 from tao_launcher.tasks.text_classification.model import (
     TextClassificationModule, TextClassifier, load_encoder)
@@ -92,13 +92,14 @@ def _loader(ids: List[List[int]], labels: List[int], batch_size: int, shuffle: b
     return loader_cls(examples, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers)
 
 
-def _fit_and_save(net: TextClassifier, tokenizer, config: Dict, train_ds, val_ds, spec, run) -> Dict:
+def _fit_and_save(net: TextClassifier, tokenizer, config: Dict, train_ds, val_ds, spec, run,
+                  range_fix: str = "fix the line or set model.dataset.num_classes") -> Dict:
     """The one training path of train and finetune: data, Lightning fit, final archive."""
     label_names = config["label_names"]
     num_classes = config["num_classes"]
     max_len = config["max_seq_length"]
-    train_x, train_y = data.read_examples(train_ds.file_path, train_ds.num_samples, num_classes)
-    val_x, val_y = data.read_examples(val_ds.file_path, val_ds.num_samples, num_classes)
+    train_x, train_y = data.read_examples(train_ds.file_path, train_ds.num_samples, num_classes, range_fix)
+    val_x, val_y = data.read_examples(val_ds.file_path, val_ds.num_samples, num_classes, range_fix)
     log.info("training on %d sentences from %s, validating on %d from %s",
              len(train_x), train_ds.file_path, len(val_x), val_ds.file_path)
     weights = None
@@ -110,10 +111,14 @@ def _fit_and_save(net: TextClassifier, tokenizer, config: Dict, train_ds, val_ds
     module = TextClassificationModule(net, label_names, spec.optim, weights)
     trainer = core_trainer.build_trainer(spec.trainer, run.results, run.gpus)
     pad_id = tokenizer.pad_token_id or 0
-    module.train_loader = _loader(tokenize(tokenizer, train_x, max_len), train_y, train_ds.batch_size, True,
-                                  spec.trainer.seed, pad_id, train_ds.num_workers, trainer)
-    module.val_loader = _loader(tokenize(tokenizer, val_x, max_len), val_y, val_ds.batch_size, False,
-                                0, pad_id, val_ds.num_workers, trainer)
+    splits = {"train": (tokenize(tokenizer, train_x, max_len), train_y, train_ds, True),
+              "validation": (tokenize(tokenizer, val_x, max_len), val_y, val_ds, False)}
+
+    def make_loader(split: str, pl_trainer):
+        ids, labels, ds, shuffle = splits[split]
+        return _loader(ids, labels, ds.batch_size, shuffle, spec.trainer.seed, pad_id, ds.num_workers, pl_trainer)
+
+    module.make_loader = make_loader
     core_trainer.fit(trainer, module, run.results)
     if trainer.interrupted:
         raise KeyboardInterrupt
@@ -155,14 +160,9 @@ def finetune(spec, run) -> Dict:
             raise UsageError(f"the labels of {wanted} ({', '.join(names)}) do not match those of {run.model} "
                              f"({', '.join(config['label_names'])}): fine-tune on the same label set, or train "
                              f"a new model")
-    net.train()
-    try:
-        return _fit_and_save(net, tokenizer, config, spec.finetuning_ds, spec.validation_ds, spec, run)
-    except DataError as err:
-        if "out of range" in str(err):
-            raise DataError(f"{err} (the model in {run.model} has {config['num_classes']} classes: "
-                            f"{', '.join(config['label_names'])})") from None
-        raise
+    fix = (f"the model in {run.model} has {config['num_classes']} classes "
+           f"({', '.join(config['label_names'])}): fine-tune on data with the same label set")
+    return _fit_and_save(net, tokenizer, config, spec.finetuning_ds, spec.validation_ds, spec, run, fix)
 
 
 # ----------------------------------------------------------------------------- inference

