@@ -268,10 +268,24 @@ def test_kill_9_during_train_then_same_command_resumes_and_finishes(sample_data,
         assert (folder / "model.safetensors").stat().st_size > 1_000_000
 
 
+def _entrypoint_command_lines() -> list:
+    lines = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "tao_launcher.entrypoint" in text:
+            lines.append(text)
+    return lines
+
+
 def test_sigint_during_train_exits_130_and_marks_the_run_interrupted(sample_data, tmp_path):
     results = tmp_path / "r"
     proc = _start_train(sample_data, results)
     _wait_for(results / "checkpoints" / "last.ckpt", proc)
+    running = _entrypoint_command_lines()
+    assert running and not any(KEY in line for line in running)  # the key is not in the process list
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, out
@@ -281,12 +295,36 @@ def test_sigint_during_train_exits_130_and_marks_the_run_interrupted(sample_data
 
 def test_two_cpu_processes_train_with_ddp(sample_data, tmp_path):
     results = tmp_path / "r"
-    proc = tao(*train_args(sample_data, results, "trainer.max_steps=4"), "-g", "2")
+    proc = tao(*train_args(sample_data, results, "trainer.max_steps=4", "optim.name=sgd", "optim.lr=0.01",
+                           "model.dataset.class_balancing=weighted_loss"), "-g", "2")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "running on the CPU with 2 processes" in proc.stderr
+    assert "class weights for the loss" in proc.stderr
     st = status(results)
     assert st["state"] == "finished" and st["metrics"]["step"] == 4
     assert (results / "checkpoints" / "trained-model.tao").is_file()
+
+
+def test_container_paths_in_flags_overrides_and_spec_files_with_the_local_runner(tmp_path):
+    from conftest import SAMPLE
+
+    data, results = tmp_path / "host-data", tmp_path / "host-results"
+    (data / "raw").mkdir(parents=True)
+    results.mkdir()
+    for name in ("train.tsv", "dev.tsv"):
+        (data / "raw" / name).write_text((SAMPLE / name).read_text())
+    mounts = tmp_path / "mounts.json"
+    mounts.write_text(json.dumps({"Mounts": [{"source": str(data), "destination": "/data"},
+                                             {"source": str(results), "destination": "/results"}]}))
+    spec = data / "convert.yaml"
+    spec.write_text("source_data_dir: /data/raw\n")
+    env = tao_env(TAO_MOUNTS_FILE=str(mounts))
+    proc = tao(TC, "dataset_convert", "-e", "/data/convert.yaml", "-r", "/results/convert",
+               "target_data_dir=/data/converted", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert (data / "converted" / "train.tsv").is_file() and (results / "convert" / "status.json").is_file()
+    proc = tao(TC, "dataset_convert", "-e", spec, "-r", results / "convert2", f"target_data_dir={tmp_path}/x", env=env)
+    assert proc.returncode == 2 and "under no mount" in proc.stderr
 
 
 # ----------------------------------------------------------------------------- real datasets
