@@ -14,11 +14,12 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "tao_launcher" / "samples" / "sst2_sample"
 DATASETS = Path(os.environ.get("TAO_TEST_DATASETS", REPO.parent / "shared" / "datasets"))
 KEY = "k3y-that-must-never-leak-7f9c"
-TAO = [sys.executable, "-c", "from tao_launcher.launcher.cli import run; run()"]
+TAO = [sys.executable, "-c", "import sys; sys.argv[0] = 'tao'; from tao_launcher.launcher.cli import run; run()"]
 
 
 def tao_env(tmp_home: Path | None = None, **extra: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("TAO_KEY", "TAO_MOUNTS_FILE", "TAO_RUNNER")}
+    """The test process's environment without any TAO_* setting of the developer's, local runner."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAO_")}
     env.update(TAO_RUNNER="local", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
     if tmp_home is not None:
         env["HOME"] = str(tmp_home)
@@ -26,10 +27,11 @@ def tao_env(tmp_home: Path | None = None, **extra: str) -> dict:
     return env
 
 
-def tao(*args: str, env: dict | None = None, timeout: float = 600, check: bool = False) -> subprocess.CompletedProcess:
+def tao(*args: str, env: dict | None = None, timeout: float = 600, check: bool = False,
+        cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run `tao ARGS...` as a user would; returns the finished process with text output."""
     proc = subprocess.run(TAO + [str(a) for a in args], env=env or tao_env(), capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, cwd=cwd)
     if check and proc.returncode != 0:
         raise AssertionError(f"tao {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import conftest
 import tao_launcher
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,21 +28,8 @@ TRAIN_REQUIRED = ["model.dataset.num_classes=2", "training_ds.file_path=/data/tr
                   "validation_ds.file_path=/data/dev.tsv"]
 
 
-def tao_command():
-    script = Path(sys.executable).parent / "tao"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "import sys; sys.argv[0] = 'tao'; "
-            "from tao_launcher.launcher.cli import run; run()"]
-
-
 def clean_env(home: Path, **extra) -> dict:
-    env = dict(os.environ)
-    for name in ("TAO_MOUNTS_FILE", "TAO_KEY", "TAO_KEY_FILE", "TAO_PATH_MAP", "TAO_RUNNER"):
-        env.pop(name, None)
-    env.update(HOME=str(home), TAO_RUNNER="local", PYTHONDONTWRITEBYTECODE="1")
-    env.update(extra)
-    return env
+    return conftest.tao_env(home, PYTHONDONTWRITEBYTECODE="1", **extra)
 
 
 @pytest.fixture
@@ -51,8 +39,7 @@ def tao(tmp_path):
     home.mkdir()
 
     def run(*args, env=None, timeout=60):
-        return subprocess.run(tao_command() + [str(a) for a in args], cwd=tmp_path, env=env or clean_env(home),
-                              capture_output=True, text=True, timeout=timeout)
+        return conftest.tao(*args, env=env or clean_env(home), timeout=timeout, cwd=tmp_path)
 
     run.home = home
     return run

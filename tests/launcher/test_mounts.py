@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+import conftest
+
 from tao_launcher.errors import UsageError
 from tao_launcher.launcher import mounts as mounts_mod
 from tao_launcher.launcher.mounts import Mount, MountsConfig, PathMap, load_mounts, mounts_file_path
@@ -278,27 +280,15 @@ def test_source_through_a_symlink(tmp_path):
 
 # ----------------------------------------------------------------------------- end to end
 
-def tao_command():
-    script = Path(sys.executable).parent / "tao"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "import sys; sys.argv[0] = 'tao'; "
-            "from tao_launcher.launcher.cli import run; run()"]
-
-
 @pytest.fixture
 def tao_with_mounts(tmp_path, clean_env):
     specs, results = folders(tmp_path, "specs", "results")
     mounts_file = write(tmp_path / "mounts.json", {"Mounts": [{"source": str(specs), "destination": "/specs"},
                                                               {"source": str(results), "destination": "/results"}]})
-    env = dict(os.environ)
-    for name in ("TAO_KEY", "TAO_KEY_FILE", "TAO_PATH_MAP"):
-        env.pop(name, None)
-    env.update(HOME=str(clean_env), TAO_RUNNER="local", TAO_MOUNTS_FILE=str(mounts_file))
+    env = conftest.tao_env(clean_env, TAO_MOUNTS_FILE=str(mounts_file))
 
     def run(*args):
-        return subprocess.run(tao_command() + [str(a) for a in args], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=60)
+        return conftest.tao(*args, env=env, timeout=60, cwd=tmp_path)
 
     run.mounts_file = mounts_file
     return run
