@@ -353,3 +353,19 @@ def test_imdb_tarball_converts_to_tsv(tmp_path):
     labels = [line.rsplit("\t", 1)[1] for line in train[:200]]
     assert set(labels) == {"0", "1"}  # shuffled: the first lines hold both classes
     assert all(line.count("\t") == 1 and "<br" not in line for line in train[:2000])
+
+
+def test_lm_checkpoint_must_fit_the_encoder(sample_data, tmp_path):
+    from safetensors.torch import save_file
+    import torch
+
+    bad = tmp_path / "bad.safetensors"
+    save_file({"not.a.bert.weight": torch.zeros(2)}, str(bad))
+    proc = tao(*train_args(sample_data, tmp_path / "r"), f"model.language_model.lm_checkpoint={bad}")
+    assert proc.returncode == 2 and f"lm_checkpoint {bad} does not fit the encoder" in proc.stderr
+    from tao_launcher.core.encoders import resolve_encoder
+
+    good = resolve_encoder("all-minilm-l6-v2") / "model.safetensors"  # a BERT checkpoint with a pooler
+    proc = tao(*train_args(sample_data, tmp_path / "ok"), f"model.language_model.lm_checkpoint={good}",
+               "trainer.max_steps=1")
+    assert proc.returncode == 0, proc.stderr[-2000:]

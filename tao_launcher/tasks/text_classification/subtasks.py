@@ -132,6 +132,24 @@ def _fit_and_save(net: TextClassifier, tokenizer, config: Dict, train_ds, val_ds
     return metrics
 
 
+def load_encoder_checkpoint(encoder, path: Path) -> None:
+    """Encoder weights from a safetensors file; every weight must fit (no silent partial load)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise UsageError(f"lm_checkpoint {path} does not exist: check model.language_model.lm_checkpoint")
+    try:
+        weights = load_file(str(path))
+        if getattr(encoder, "pooler", None) is None:  # we read [CLS]; a checkpoint's pooler is not used
+            weights = {k: v for k, v in weights.items() if not k.startswith("pooler.")}
+        encoder.load_state_dict(weights, strict=True)
+    except (RuntimeError, SafetensorError) as err:
+        first = str(err).strip().splitlines()[0][:300]
+        raise UsageError(f"lm_checkpoint {path} does not fit the encoder "
+                         f"{encoder.config.name_or_path or encoder.config.model_type}: {first}") from None
+
+
 def train(spec, run) -> Dict:
     m = spec.model
     label_names = data.read_label_names(m.class_labels.class_labels_file, m.dataset.num_classes)
@@ -139,8 +157,7 @@ def train(spec, run) -> Dict:
     log.info("encoder %s from %s", m.language_model.pretrained_model_name, encoder_dir)
     encoder = load_encoder(encoder_dir)
     if m.language_model.lm_checkpoint:
-        from safetensors.torch import load_file
-        encoder.load_state_dict(load_file(m.language_model.lm_checkpoint), strict=False)
+        load_encoder_checkpoint(encoder, Path(m.language_model.lm_checkpoint))
     net = TextClassifier(encoder, m.dataset.num_classes, m.classifier_head.num_output_layers,
                          m.classifier_head.fc_dropout)
     config = {"num_classes": m.dataset.num_classes, "label_names": label_names,
