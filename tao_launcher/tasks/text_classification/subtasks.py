@@ -141,13 +141,20 @@ def load_encoder_checkpoint(encoder, path: Path) -> None:
         raise UsageError(f"lm_checkpoint {path} does not exist: check model.language_model.lm_checkpoint")
     try:
         weights = load_file(str(path))
-        if getattr(encoder, "pooler", None) is None:  # we read [CLS]; a checkpoint's pooler is not used
-            weights = {k: v for k, v in weights.items() if not k.startswith("pooler.")}
-        encoder.load_state_dict(weights, strict=True)
-    except (RuntimeError, SafetensorError) as err:
-        first = str(err).strip().splitlines()[0][:300]
+    except SafetensorError as err:
+        raise UsageError(f"lm_checkpoint {path} is not a safetensors file ({err})") from None
+    # not used by us: the pooler (we read [CLS]) and position_ids (a buffer newer transformers rebuild)
+    ignored = ("pooler.",) if getattr(encoder, "pooler", None) is None else ()
+    weights = {k: v for k, v in weights.items() if not k.startswith(ignored) and not k.endswith("position_ids")}
+    try:
+        result = encoder.load_state_dict(weights, strict=False)
+    except RuntimeError as err:  # shape mismatches
+        raise UsageError(f"lm_checkpoint {path} does not fit the encoder: {str(err).splitlines()[-1].strip()}") from None
+    if result.missing_keys or result.unexpected_keys:
         raise UsageError(f"lm_checkpoint {path} does not fit the encoder "
-                         f"{encoder.config.name_or_path or encoder.config.model_type}: {first}") from None
+                         f"{encoder.config.model_type}: {len(result.missing_keys)} weights missing "
+                         f"(e.g. {', '.join(result.missing_keys[:2]) or '-'}), {len(result.unexpected_keys)} unexpected "
+                         f"(e.g. {', '.join(result.unexpected_keys[:2]) or '-'})")
 
 
 def train(spec, run) -> Dict:
