@@ -31,6 +31,10 @@ SUBTASK_HELP = {
 }
 
 
+RUNNER_HELP = ("where to run; default: TAO_RUNNER, else the mounts file's Runner, else local "
+               "(Docker where an engine answers, once the Docker runner is in)")
+
+
 class ClosestMatchGroup(click.Group):
     """A group whose unknown-command error names the closest valid command."""
 
@@ -104,7 +108,7 @@ def make_subtask_command(task, subtask: str) -> click.Command:
     @click.option("-m", "--model", "model", help="model archive (.tao, or .riva/.eonnx for infer_onnx)")
     @click.option("-o", "--output-dir", "output", help="output folder (download_specs)")
     @click.option("--overwrite", is_flag=True, help="replace a finished run in -r (or files in -o)")
-    @click.option("--runner", type=click.Choice(["docker", "local"]), help="where to run (default: Docker if an engine answers, else local)")
+    @click.option("--runner", type=click.Choice(["docker", "local"]), help=RUNNER_HELP)
     @click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
     def command(spec, results, key, gpus, model, output, overwrite, runner, overrides):
         from tao_launcher.launcher.submit import submit
@@ -126,7 +130,7 @@ def main():
 
 
 @main.command(help="show the version, the runner that would be used and the mounts")
-@click.option("--runner", type=click.Choice(["docker", "local"]), help="runner to report on")
+@click.option("--runner", type=click.Choice(["docker", "local"]), help=RUNNER_HELP)
 def info(runner):
     from tao_launcher.launcher.mounts import load_mounts, mounts_file_path
     from tao_launcher.launcher.runners import select_runner
