@@ -1,4 +1,4 @@
-"""The text classifier: a BERT-family encoder, its [CLS] vector, and an MLP head.
+"""The text classifier: a BERT-family encoder, a sentence vector (mean of tokens or [CLS]), an MLP head.
 
 ``TextClassifier`` is a plain ``nn.Module`` (what ONNX export and inference use);
 ``TextClassificationModule`` wraps it for training with Lightning.
@@ -18,7 +18,7 @@ from tao_launcher.core.model import TaoModule
 
 
 def load_encoder(source: Path | None = None, config=None) -> nn.Module:
-    """An encoder without its pooler (unused: we read the [CLS] hidden state), SDPA attention."""
+    """An encoder without its pooler (unused: the head pools the hidden states itself), SDPA attention."""
     from transformers import AutoModel
 
     kwargs = {"attn_implementation": "sdpa"}
@@ -33,11 +33,13 @@ def load_encoder(source: Path | None = None, config=None) -> nn.Module:
 
 
 class TextClassifier(nn.Module):
-    """logits = head(encoder(input_ids, attention_mask)[:, 0])."""
+    """logits = head(pool(encoder(input_ids, attention_mask)))."""
 
-    def __init__(self, encoder: nn.Module, num_classes: int, num_output_layers: int = 2, fc_dropout: float = 0.1):
+    def __init__(self, encoder: nn.Module, num_classes: int, num_output_layers: int = 2, fc_dropout: float = 0.1,
+                 pooling: str = "cls"):
         super().__init__()
         self.encoder = encoder
+        self.pooling = pooling
         hidden = encoder.config.hidden_size
         layers: List[nn.Module] = []
         for _ in range(num_output_layers - 1):
@@ -47,7 +49,12 @@ class TextClassifier(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.head(hidden[:, 0])
+        if self.pooling == "mean":
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            sentence = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        else:
+            sentence = hidden[:, 0]
+        return self.head(sentence)
 
 
 class TextClassificationModule(TaoModule):

@@ -48,7 +48,10 @@ class ModelDatasetSpec:
 
 @dataclass
 class ClassifierHeadSpec:
-    num_output_layers: int = spec_field(2, "layers of the MLP on the [CLS] vector (1: a single linear layer)")
+    pooling: str = spec_field("mean", "sentence vector for the head: mean (average of the token vectors, what "
+                              "sentence encoders such as all-MiniLM are trained for) or cls (the [CLS] vector)",
+                              choices=("mean", "cls"))
+    num_output_layers: int = spec_field(2, "layers of the MLP on the sentence vector (1: a single linear layer)")
     fc_dropout: float = spec_field(0.1, "dropout before each head layer")
 
 

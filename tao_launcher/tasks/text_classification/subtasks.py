@@ -69,7 +69,8 @@ def read_model(folder: Path) -> Tuple[TextClassifier, object, Dict]:
 
     config = json.loads((folder / "model_config.json").read_text())
     encoder = load_encoder(config=AutoConfig.from_pretrained(str(folder / "encoder")))
-    net = TextClassifier(encoder, config["num_classes"], config["num_output_layers"], config["fc_dropout"])
+    net = TextClassifier(encoder, config["num_classes"], config["num_output_layers"], config["fc_dropout"],
+                         config.get("pooling", "cls"))
     net.load_state_dict(load_file(str(folder / "model.safetensors")))
     net.eval()
     return net, load_tokenizer(folder / "tokenizer"), config
@@ -166,10 +167,11 @@ def train(spec, run) -> Dict:
     if m.language_model.lm_checkpoint:
         load_encoder_checkpoint(encoder, Path(m.language_model.lm_checkpoint))
     net = TextClassifier(encoder, m.dataset.num_classes, m.classifier_head.num_output_layers,
-                         m.classifier_head.fc_dropout)
+                         m.classifier_head.fc_dropout, m.classifier_head.pooling)
     config = {"num_classes": m.dataset.num_classes, "label_names": label_names,
               "max_seq_length": m.dataset.max_seq_length, "class_balancing": m.dataset.class_balancing,
               "num_output_layers": m.classifier_head.num_output_layers, "fc_dropout": m.classifier_head.fc_dropout,
+              "pooling": m.classifier_head.pooling,
               "pretrained_model_name": m.language_model.pretrained_model_name}
     return _fit_and_save(net, load_tokenizer(encoder_dir), config, spec.training_ds, spec.validation_ds, spec, run)
 
