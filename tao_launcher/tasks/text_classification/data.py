@@ -17,9 +17,11 @@ Sources for dataset_convert:
 from __future__ import annotations
 
 import logging
+import os
 import random
 import re
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, Tuple
 
@@ -106,23 +108,22 @@ def convert(dataset_name: str, source: Path, target: Path) -> dict:
         raise UsageError(f"source_data_dir {source} does not exist: download the dataset there first")
     converter = {"sst2": _convert_sst2, "imdb": _convert_imdb}[dataset_name]
     target.mkdir(parents=True, exist_ok=True)
-    counts = converter(source, target)
-    (target / "labels.txt").write_text("\n".join(SENTIMENT_LABELS) + "\n")
+    # stage every file first: a bad source line must leave nothing half-written in target
+    with tempfile.TemporaryDirectory(prefix=".convert-", dir=target) as staging:
+        stage = Path(staging)
+        counts = converter(source, stage)
+        (stage / "labels.txt").write_text("\n".join(SENTIMENT_LABELS) + "\n")
+        for file in stage.iterdir():
+            os.replace(file, target / file.name)
     return counts
 
 
 def _write_tsv(path: Path, rows: Iterable[Tuple[str, int]]) -> int:
-    """Write atomically: a bad source line must not leave a half-written file behind."""
-    tmp = path.with_name(f".{path.name}.partial")
     count = 0
-    try:
-        with open(tmp, "w", encoding="utf-8") as out:
-            for sentence, label in rows:
-                out.write(f"{sentence}\t{label}\n")
-                count += 1
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with open(path, "w", encoding="utf-8") as out:
+        for sentence, label in rows:
+            out.write(f"{sentence}\t{label}\n")
+            count += 1
     return count
 
 
