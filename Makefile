@@ -24,6 +24,7 @@ specs:
 	$(BIN)/python -m tao_launcher.spec.download specs
 
 benchmark:
+	$(BIN)/pip install -e ".[train,bench]"
 	$(BIN)/python benchmarks/bench_text_classification.py
 
 clean:

@@ -50,6 +50,8 @@ TARGET_TRAIN_SPEEDUP = 1.5
 TARGET_INFER_SPEEDUP = 1.2
 TARGET_ONNX_SPEEDUP = 2.0
 TARGET_MAX_SCORE_DIFF = 1e-4
+# a measurement during which other processes (or the hypervisor) took more than this many cores is flagged
+CONTENDED = 0.25
 
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
                "TOKENIZERS_PARALLELISM": "false"}
@@ -73,6 +75,26 @@ def loadavg() -> List[float]:
         return [round(x, 2) for x in os.getloadavg()]
     except OSError:
         return []
+
+
+def cpu_snapshot() -> Dict[str, float]:
+    """Machine-wide CPU seconds from /proc/stat: busy (all processes) and steal (taken by the hypervisor)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return {}
+    tick = os.sysconf("SC_CLK_TCK")
+    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return {"busy": (user + nice + system + irq + softirq) / tick, "steal": steal / tick, "t": time.perf_counter()}
+
+
+def contention(before: Dict[str, float], after: Dict[str, float], own_cpu: float) -> Dict[str, float]:
+    """CPU cores used by everything else on the machine while we measured, and the hypervisor's steal."""
+    if not before or not after:
+        return {}
+    wall = max(1e-9, after["t"] - before["t"])
+    return {"other_cores": round(max(0.0, (after["busy"] - before["busy"] - own_cpu) / wall), 2),
+            "steal_cores": round((after["steal"] - before["steal"]) / wall, 2)}
 
 
 def children_cpu() -> float:
@@ -222,15 +244,16 @@ def tao_cli() -> str:
 
 def run_logged(cmd: List[str], env: Dict[str, str], log_file: Path, what: str) -> Dict[str, float]:
     """Run a subprocess with output to a file; wall and CPU seconds; fail loudly with the log's tail."""
-    cpu0, load0, t0 = children_cpu(), loadavg(), time.perf_counter()
+    snap0, cpu0, load0, t0 = cpu_snapshot(), children_cpu(), loadavg(), time.perf_counter()
     with open(log_file, "w") as f:
         code = subprocess.call(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, cwd=str(REPO))
     wall = time.perf_counter() - t0
+    own = children_cpu() - cpu0
     if code != 0:
         tail = "".join(log_file.read_text(errors="replace").splitlines(True)[-30:])
         die(f"{what} failed (exit {code}); command: {' '.join(cmd)}\nlast lines of {log_file}:\n{tail}")
-    return {"wall_seconds": wall, "cpu_seconds": children_cpu() - cpu0, "loadavg_before": load0,
-            "loadavg_after": loadavg()}
+    return {"wall_seconds": wall, "cpu_seconds": own, "loadavg_before": load0, "loadavg_after": loadavg(),
+            **contention(snap0, cpu_snapshot(), own)}
 
 
 def tao(args_list: List[str], env, log_file: Path, what: str) -> Dict[str, float]:
@@ -368,11 +391,12 @@ def bench_inference(args, archive: Path, eonnx: Path, key: str, dev_file: Path, 
     order = list(systems)
     for r in range(args.runs):
         for name in order[r % 3:] + order[:r % 3]:  # rotate the order: no system always runs first
-            load0, c0, t0 = loadavg(), time.process_time(), time.perf_counter()
+            snap0, load0, c0, t0 = cpu_snapshot(), loadavg(), time.process_time(), time.perf_counter()
             result = systems[name]()
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             passes[name].append({"seconds": wall, "sentences_per_sec": len(sentences) / wall,
-                                 "cpu_cores_used": cpu / wall, "loadavg_before": load0})
+                                 "cpu_cores_used": cpu / wall, "loadavg_before": load0,
+                                 **contention(snap0, cpu_snapshot(), cpu)})
             if not np.array_equal(result[0], outputs[name][0]):
                 log(f"  WARNING: {name} labels changed between passes")
         log(f"  pass {r + 1}/{args.runs}: " + ", ".join(f"{n} {passes[n][-1]['sentences_per_sec']:.1f}/s"
@@ -455,6 +479,11 @@ def fmt(x: Optional[float], nd: int = 1) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{nd}f}"
 
 
+def contended(m: Dict[str, Any]) -> bool:
+    """Other processes used more than CONTENDED cores on average while this was measured."""
+    return (m.get("other_cores") or 0.0) + (m.get("steal_cores") or 0.0) > CONTENDED
+
+
 def verdict(ok: bool) -> str:
     return "**met**" if ok else "**NOT met**"
 
@@ -491,26 +520,36 @@ def markdown(res: Dict[str, Any]) -> str:
     if res.get("training"):
         lines += ["### Training, per run", "",
                   "| run | seed | tao sent/s | peer sent/s | tao / peer | tao val_acc | peer val_acc | "
-                  "tao CPU cores used | peer CPU cores used | load avg (1 min) before |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+                  "CPU cores used: tao / peer | other processes' cores during: tao / peer |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for r in res["training"]:
             tp, pp = r["tao"], r["peer"]
-            lines.append(f"| {r['run']} | {r['seed']} | {fmt(tp['sentences_per_sec'])} | {fmt(pp['sentences_per_sec'])} | "
+            flag = " (contended)" if contended(tp["process"]) or contended(pp["process"]) else ""
+            lines.append(f"| {r['run']}{flag} | {r['seed']} | {fmt(tp['sentences_per_sec'])} | {fmt(pp['sentences_per_sec'])} | "
                          f"{fmt(tp['sentences_per_sec'] / pp['sentences_per_sec'], 2)}x | {tp['val_acc']:.4f} | "
-                         f"{pp['val_acc']:.4f} | {fmt(tp['process']['cpu_seconds'] / tp['process']['wall_seconds'], 2)} | "
+                         f"{pp['val_acc']:.4f} | {fmt(tp['process']['cpu_seconds'] / tp['process']['wall_seconds'], 2)} / "
                          f"{fmt(pp['process']['cpu_seconds'] / pp['process']['wall_seconds'], 2)} | "
-                         f"tao {tp['process']['loadavg_before'][:1]}, peer {pp['process']['loadavg_before'][:1]} |")
+                         f"{fmt(tp['process'].get('other_cores'), 2)} / {fmt(pp['process'].get('other_cores'), 2)} |")
+        u = res.get("summary", {}).get("train", {})
+        if u.get("contended_runs"):
+            lines += ["", f"Runs {u['contended_runs']} were measured while other processes used more than "
+                          f"{CONTENDED} of a core on average: their throughput is not comparable."
+                      + (f" Medians over the other runs {u['uncontended']['runs']}: tao {fmt(u['uncontended']['tao_sps'])}, "
+                         f"peer {fmt(u['uncontended']['peer_sps'])} sentences/s, tao / peer "
+                         f"{fmt(u['uncontended']['ratio'], 2)}x." if u.get("uncontended") else "")]
         r0 = res["training"][0]
         lines += ["", f"Padded tokens per training epoch (run 1): tao {r0['tao']['padding']['padded_train_tokens']}, "
                       f"peer {r0['peer']['padded_train_tokens']} (real tokens {r0['peer']['real_train_tokens']}).", ""]
     if res.get("inference"):
         inf = res["inference"]
         lines += ["### Inference, per pass (SST-2 dev, 872 sentences, batch 32)", "",
-                  "| pass | pipeline sent/s | tao infer sent/s | tao infer_onnx sent/s |", "|---|---|---|---|"]
+                  "| pass | pipeline sent/s | tao infer sent/s | tao infer_onnx sent/s | "
+                  "other processes' cores during: pipeline / infer / infer_onnx |", "|---|---|---|---|---|"]
         for k in range(len(inf["passes"]["infer"])):
-            lines.append(f"| {k + 1} | {fmt(inf['passes']['pipeline'][k]['sentences_per_sec'])} | "
-                         f"{fmt(inf['passes']['infer'][k]['sentences_per_sec'])} | "
-                         f"{fmt(inf['passes']['infer_onnx'][k]['sentences_per_sec'])} |")
+            ps = [inf["passes"][n][k] for n in ("pipeline", "infer", "infer_onnx")]
+            flag = " (contended)" if any(contended(p) for p in ps) else ""
+            lines.append(f"| {k + 1}{flag} | " + " | ".join(fmt(p["sentences_per_sec"]) for p in ps) + " | "
+                         + " / ".join(fmt(p.get("other_cores"), 2) for p in ps) + " |")
         o = inf["one_time_seconds"]
         lines += ["", "One-time costs (s, not in the throughput): " + ", ".join(f"{k} {v:.2f}" for k, v in o.items()),
                   "", f"Dev accuracy of the benchmarked model: " + ", ".join(f"{k} {v:.4f}" for k, v in inf["dev_accuracy"].items()),
@@ -534,6 +573,13 @@ def summarize(res: Dict[str, Any]) -> None:
                       "peer_acc": median([r["peer"]["val_acc"] for r in tr])}
         s["train"]["targets_met"] = {"throughput": s["train"]["ratio"] >= TARGET_TRAIN_SPEEDUP,
                                      "accuracy": s["train"]["tao_acc"] >= s["train"]["peer_acc"]}
+        clean = [r for r in tr if not (contended(r["tao"]["process"]) or contended(r["peer"]["process"]))]
+        s["train"]["contended_runs"] = [r["run"] for r in tr if r not in clean]
+        if clean and len(clean) < len(tr):
+            t_c = median([r["tao"]["sentences_per_sec"] for r in clean])
+            p_c = median([r["peer"]["sentences_per_sec"] for r in clean])
+            s["train"]["uncontended"] = {"runs": [r["run"] for r in clean], "tao_sps": t_c, "peer_sps": p_c,
+                                         "ratio": t_c / p_c}
     if res.get("inference"):
         m = res["inference"]["median_sentences_per_sec"]
         a = res["inference"]["agreement"]
