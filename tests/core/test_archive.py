@@ -225,32 +225,27 @@ def test_reordered_chunks_read_as_corrupted(big_archive):
     assert_corrupted(big_archive)
 
 
+def assert_both_readers_refuse(path, message):
+    """open_archive and read_archive_kind give the same one-sentence error."""
+    with pytest.raises(ArchiveError) as caught:
+        with archive.open_archive(path, KEY):
+            pass
+    assert str(caught.value) == message
+    with pytest.raises(ArchiveError) as caught:
+        archive.read_archive_kind(path)
+    assert str(caught.value) == message
+
+
 @pytest.mark.parametrize("content", [b"", b"TAO", os.urandom(4096)])
 def test_other_files_have_a_bad_header(tmp_path, content):
     path = tmp_path / "garbage.tao"
     path.write_bytes(content)
-    message = f"cannot open {path}: not a tao archive (bad header)"
-
-    with pytest.raises(ArchiveError) as caught:
-        with archive.open_archive(path, KEY):
-            pass
-    assert str(caught.value) == message
-    with pytest.raises(ArchiveError) as caught:
-        archive.read_archive_kind(path)
-    assert str(caught.value) == message
+    assert_both_readers_refuse(path, f"cannot open {path}: not a tao archive (bad header)")
 
 
 def test_missing_file(tmp_path):
     path = tmp_path / "absent.tao"
-    message = f"cannot open {path}: no such file"
-
-    with pytest.raises(ArchiveError) as caught:
-        with archive.open_archive(path, KEY):
-            pass
-    assert str(caught.value) == message
-    with pytest.raises(ArchiveError) as caught:
-        archive.read_archive_kind(path)
-    assert str(caught.value) == message
+    assert_both_readers_refuse(path, f"cannot open {path}: no such file")
 
 
 def test_newer_format_version_asks_for_a_newer_tao(small_archive):
