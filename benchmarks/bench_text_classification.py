@@ -434,7 +434,7 @@ def bench_inference(args, archive: Path, eonnx: Path, key: str, dev_file: Path, 
     pipe_padded = sum(len(b) * max(b) for b in in_order)
 
     return {
-        "model": str(archive), "exported": str(eonnx), "sentences": len(sentences),
+        "model": str(archive), "model_config": config, "exported": str(eonnx), "sentences": len(sentences),
         "one_time_seconds": one_time, "passes": passes,
         "median_sentences_per_sec": {n: median([p["sentences_per_sec"] for p in passes[n]]) for n in systems},
         "agreement": agreement, "dev_accuracy": accuracy,
@@ -468,6 +468,13 @@ def machine_info() -> Dict[str, Any]:
         except Exception:  # noqa: BLE001 - a missing optional module is just not listed
             versions[mod] = None
     info["versions"] = versions
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "tao_launcher"],
+                               cwd=REPO, capture_output=True, text=True).stdout.strip()
+        info["tao_commit"] = head + (" (tao_launcher/ has uncommitted changes)" if dirty else "")
+    except OSError:
+        pass
     import torch
     info["torch_threads"] = torch.get_num_threads()
     return info
@@ -493,7 +500,7 @@ def markdown(res: Dict[str, Any]) -> str:
              f"Command: `{res['command']}`  ", f"Machine: {res['machine'].get('cpu_model')}, "
              f"{res['machine'].get('cpu_count')} cores, {res['machine'].get('ram_gib')} GiB; "
              f"torch {res['machine']['versions'].get('torch')}, transformers {res['machine']['versions'].get('transformers')}, "
-             f"onnxruntime {res['machine']['versions'].get('onnxruntime')}", ""]
+             f"onnxruntime {res['machine']['versions'].get('onnxruntime')}; tao at {res['machine'].get('tao_commit')}", ""]
     s = res.get("summary", {})
     lines += ["### Medians", "", "| benchmark | tao | peer | tao / peer | target | |", "|---|---|---|---|---|---|"]
     if "train" in s:
@@ -659,6 +666,14 @@ def main(argv=None) -> int:
 
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
+    if args.model:
+        args.model = args.model.resolve()
+        if not args.model.is_file():
+            die(f"--model {args.model} does not exist")
+        if (out / "work") in args.model.parents:  # the work folder is emptied below: keep the model
+            kept = out / "model-under-test.tao"
+            shutil.copyfile(args.model, kept)
+            args.model = kept
     work = prepare_workdir(out)
     env = dict(os.environ)
     env.setdefault("TAO_KEY", "bench-key-not-secret")

@@ -145,12 +145,22 @@ def devices_for(gpus: int) -> Dict[str, Any]:
     return {"accelerator": accelerator, "devices": count, "strategy": strategy}
 
 
+def seed_everything(seed: int) -> None:
+    """Python, numpy and torch seeds; call before any weights are drawn."""
+    pl.seed_everything(seed, workers=True, verbose=False)
+
+
+def discard_resume_checkpoint(results: ResultsFolder) -> None:
+    """A finished run's archive is final: drop last.ckpt (weights and optimizer state, ~3x the model)."""
+    (results.checkpoints / LAST_CHECKPOINT).unlink(missing_ok=True)
+
+
 def build_trainer(spec, results: ResultsFolder, gpus: int, callbacks: Optional[List[pl.Callback]] = None) -> pl.Trainer:
     """``spec`` is a ``TrainerSpec``."""
     placement = devices_for(gpus)
     if spec.precision == "16-mixed" and placement["accelerator"] == "cpu":
         raise UsageError("trainer.precision=16-mixed needs a GPU; on the CPU use 32 or bf16-mixed")
-    pl.seed_everything(spec.seed, workers=True, verbose=False)
+    seed_everything(spec.seed)
     return pl.Trainer(
         **placement,
         max_epochs=spec.max_epochs,

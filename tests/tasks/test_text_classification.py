@@ -33,6 +33,7 @@ def test_train_writes_archive_status_metrics_and_masked_spec(trained):
     assert st["state"] == "finished" and st["task"] == TC and st["subtask"] == "train"
     archive = trained / "checkpoints" / "trained-model.tao"
     assert archive.is_file() and st["artifacts"]["model"] == str(archive)
+    assert not (trained / "checkpoints" / "last.ckpt").exists()  # the resume checkpoint goes once the archive is final
     assert 0.0 <= st["metrics"]["val_acc"] <= 1.0
     header = (trained / "metrics.csv").read_text().splitlines()[0].split(",")
     for column in ("epoch", "val_acc", "val_precision_negative", "val_recall_positive", "val_f1_positive"):
@@ -369,3 +370,11 @@ def test_lm_checkpoint_must_fit_the_encoder(sample_data, tmp_path):
     proc = tao(*train_args(sample_data, tmp_path / "ok"), f"model.language_model.lm_checkpoint={good}",
                "trainer.max_steps=1")
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_same_seed_gives_the_same_training(sample_data, tmp_path):
+    losses = []
+    for name in ("a", "b"):
+        tao(*train_args(sample_data, tmp_path / name, "trainer.max_steps=2", "trainer.seed=7"), check=True)
+        losses.append(status(tmp_path / name)["metrics"]["val_loss"])
+    assert losses[0] == losses[1]

@@ -79,7 +79,7 @@ def read_model(folder: Path) -> Tuple[TextClassifier, object, Dict]:
 # ----------------------------------------------------------------------------- training
 
 def _loader(ids: List[List[int]], labels: List[int], batch_size: int, shuffle: bool, seed: int,
-            pad_id: int, num_workers: int, trainer=None):
+            pad_id: int, num_workers: int, trainer=None, resumable: bool = False):
     rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
     sampler = LengthBucketBatchSampler([len(x) for x in ids], batch_size, shuffle, seed, rank, world)
     examples = list(zip(ids, labels))
@@ -89,7 +89,7 @@ def _loader(ids: List[List[int]], labels: List[int], batch_size: int, shuffle: b
         out["labels"] = torch.tensor([y for _, y in batch], dtype=torch.long)
         return out
 
-    loader_cls = core_trainer.ResumableDataLoader if shuffle else torch.utils.data.DataLoader
+    loader_cls = core_trainer.ResumableDataLoader if resumable else torch.utils.data.DataLoader
     return loader_cls(examples, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers)
 
 
@@ -112,12 +112,13 @@ def _fit_and_save(net: TextClassifier, tokenizer, config: Dict, train_ds, val_ds
     module = TextClassificationModule(net, label_names, spec.optim, weights)
     trainer = core_trainer.build_trainer(spec.trainer, run.results, run.gpus)
     pad_id = tokenizer.pad_token_id or 0
-    splits = {"train": (tokenize(tokenizer, train_x, max_len), train_y, train_ds, True),
+    splits = {"train": (tokenize(tokenizer, train_x, max_len), train_y, train_ds, train_ds.shuffle),
               "validation": (tokenize(tokenizer, val_x, max_len), val_y, val_ds, False)}
 
     def make_loader(split: str, pl_trainer):
         ids, labels, ds, shuffle = splits[split]
-        return _loader(ids, labels, ds.batch_size, shuffle, spec.trainer.seed, pad_id, ds.num_workers, pl_trainer)
+        return _loader(ids, labels, ds.batch_size, shuffle, spec.trainer.seed, pad_id, ds.num_workers, pl_trainer,
+                       resumable=split == "train")
 
     module.make_loader = make_loader
     core_trainer.fit(trainer, module, run.results)
@@ -130,6 +131,7 @@ def _fit_and_save(net: TextClassifier, tokenizer, config: Dict, train_ds, val_ds
                             write_payload=lambda folder: write_payload(folder, module.net, tokenizer, config))
         run.results.record(metrics, model=archive)
         log.info("wrote %s (val_acc %.4f)", archive, metrics.get("val_acc", float("nan")))
+        core_trainer.discard_resume_checkpoint(run.results)
     return metrics
 
 
@@ -159,6 +161,7 @@ def load_encoder_checkpoint(encoder, path: Path) -> None:
 
 
 def train(spec, run) -> Dict:
+    core_trainer.seed_everything(spec.trainer.seed)  # before the head's weights are drawn
     m = spec.model
     label_names = data.read_label_names(m.class_labels.class_labels_file, m.dataset.num_classes)
     encoder_dir = resolve_encoder(m.language_model.pretrained_model_name)
@@ -177,6 +180,7 @@ def train(spec, run) -> Dict:
 
 
 def finetune(spec, run) -> Dict:
+    core_trainer.seed_everything(spec.trainer.seed)
     with opened_model_archive(run.model, run.key, TASK) as folder:
         net, tokenizer, config = read_model(folder)
     wanted = spec.model.class_labels.class_labels_file
