@@ -36,6 +36,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from tao_launcher.tasks.text_classification.data import read_examples  # the same reader tao trains from
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SST2 = Path(os.environ.get("SST2_DIR", "/work/shared/datasets/sst2"))
 DEFAULT_OUT = REPO / "benchmarks" / "out"
@@ -102,24 +104,6 @@ def children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def read_tsv(path: Path, limit: int = -1):
-    """sentence<TAB>label lines (a 'sentence<TAB>label' header is skipped), the first ``limit`` of them."""
-    sentences, labels = [], []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            line = line.rstrip("\n").rstrip("\r")
-            if not line.strip():
-                continue
-            sentence, _, label = line.rpartition("\t")
-            if number == 1 and (sentence.strip().lower(), label.strip().lower()) == ("sentence", "label"):
-                continue
-            sentences.append(sentence.strip())
-            labels.append(int(label))
-            if 0 < limit <= len(sentences):
-                break
-    return sentences, labels
-
-
 def tao_optim_defaults() -> Dict[str, Any]:
     """tao's default optimizer, schedule and clipping, from its spec schema (what `tao train` uses)."""
     from tao_launcher.spec.schema import OptimSpec, TrainerSpec
@@ -154,8 +138,8 @@ def peer_train(args) -> None:
     transformers.logging.set_verbosity_error()
     d = tao_optim_defaults()
     encoder = Path(args.encoder)
-    train_x, train_y = read_tsv(Path(args.train_file), args.train_samples)
-    dev_x, dev_y = read_tsv(Path(args.dev_file))
+    train_x, train_y = read_examples(Path(args.train_file), args.train_samples)
+    dev_x, dev_y = read_examples(Path(args.dev_file))
 
     set_seed(args.seed)  # before the model: the new classification head is initialised from it
     tokenizer = AutoTokenizer.from_pretrained(str(encoder), use_fast=True)
@@ -274,7 +258,7 @@ def tao_padding_stats(train_file: Path, n: int, seed: int, encoder: Path) -> Dic
     from tao_launcher.core.data import LengthBucketBatchSampler
     from tao_launcher.tasks.text_classification import subtasks
 
-    xs, _ = read_tsv(train_file, n)
+    xs, _ = read_examples(train_file, n)
     ids = subtasks.tokenize(subtasks.load_tokenizer(encoder), xs, MAX_SEQ_LENGTH)
     lengths = [len(x) for x in ids]
     batches = list(LengthBucketBatchSampler(lengths, BATCH_SIZE, True, seed))
@@ -422,7 +406,7 @@ def bench_inference(args, archive: Path, eonnx: Path, key: str, dev_file: Path, 
             cli_scores = np.array([r["score"] for r in rows])
             agreement[f"cli_{sub}_same_label_as_in_process"] = int((cli_labels == labels).sum())
             agreement[f"cli_{sub}_max_abs_score_diff_vs_in_process"] = float(np.abs(cli_scores - scores).max())
-    dev_labels = np.array(read_tsv(dev_file)[1])
+    dev_labels = np.array(read_examples(dev_file)[1])
     accuracy = {n: float((outputs[n][0] == dev_labels).mean()) for n in systems}
 
     # padding at inference: tao sorts by length before batching, the pipeline batches in input order
@@ -693,8 +677,8 @@ def main(argv=None) -> int:
                                          f"target_data_dir={data_dir}"], env, work / "convert.log", "tao dataset_convert")
     train_file, dev_file = data_dir / "train.tsv", data_dir / "dev.tsv"
     # the converted files hold the same sentences as the originals: check the part the benchmark uses
-    if read_tsv(train_file, args.train_samples) != read_tsv(sst2 / "train.tsv", args.train_samples) or \
-            read_tsv(dev_file) != read_tsv(sst2 / "dev.tsv"):
+    if read_examples(train_file, args.train_samples) != read_examples(sst2 / "train.tsv", args.train_samples) or \
+            read_examples(dev_file) != read_examples(sst2 / "dev.tsv"):
         die("dataset_convert changed the SST-2 sentences or labels")
 
     archive = args.model.resolve() if args.model else None
