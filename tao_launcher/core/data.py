@@ -31,11 +31,17 @@ class LengthBucketBatchSampler(torch.utils.data.Sampler):
         self.world_size = world_size
         self.epoch = 0
         self.skip_batches = 0
+        self._batches = (None, [])  # (epoch, batches): __len__ and __iter__ share one computation
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def _all_batches(self) -> List[List[int]]:
+        if self._batches[0] != self.epoch:
+            self._batches = (self.epoch, self._make_batches())
+        return self._batches[1]
+
+    def _make_batches(self) -> List[List[int]]:
         order = list(range(len(self.lengths)))
         rng = random.Random(self.seed + self.epoch)
         if self.shuffle:
