@@ -31,8 +31,8 @@ SUBTASK_HELP = {
 }
 
 
-RUNNER_HELP = ("where to run; default: TAO_RUNNER, else the mounts file's Runner, else local "
-               "(Docker where an engine answers, once the Docker runner is in)")
+RUNNER_HELP = ("where to run; default: TAO_RUNNER, else the mounts file's Runner, else docker where an "
+               "engine answers, the mounts file has Mounts and the image is built, else local")
 
 
 class ClosestMatchGroup(click.Group):
@@ -105,16 +105,20 @@ def make_subtask_command(task, subtask: str) -> click.Command:
     @click.option("-r", "--results-dir", "results", help="results folder: log, status.json, outputs")
     @click.option("-k", "--key", "key", help="model encryption key (or set TAO_KEY; it is never printed)")
     @click.option("-g", "--gpus", "gpus", type=int, default=1, show_default=True, help="number of GPUs (CPU processes where there is none)")
+    @click.option("--gpu-index", "gpu_index", metavar="I,J", help="which GPUs to use, by number (sets -g to their count)")
     @click.option("-m", "--model", "model", help="model archive (.tao, or .riva/.eonnx for infer_onnx)")
     @click.option("-o", "--output-dir", "output", help="output folder (download_specs)")
     @click.option("--overwrite", is_flag=True, help="replace a finished run in -r (or files in -o)")
     @click.option("--runner", type=click.Choice(["docker", "local"]), help=RUNNER_HELP)
+    @click.option("--dry-run", is_flag=True, help="print the command (docker run ... or the local one) "
+                  "with the key masked, and run nothing")
     @click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
-    def command(spec, results, key, gpus, model, output, overwrite, runner, overrides):
+    def command(spec, results, key, gpus, gpu_index, model, output, overwrite, runner, dry_run, overrides):
         from tao_launcher.launcher.submit import submit
 
         sys.exit(submit(task, subtask, schema, spec=spec, results=results, key=key, gpus=gpus, model=model,
-                        output=output, overwrite=overwrite, runner=runner, overrides=list(overrides)))
+                        output=output, overwrite=overwrite, runner=runner, overrides=list(overrides),
+                        gpu_index=gpu_index, dry_run=dry_run))
 
     return command
 
@@ -135,10 +139,16 @@ def info(runner):
     from tao_launcher.launcher.mounts import load_mounts, mounts_file_path
     from tao_launcher.launcher.runners import select_runner
 
+    from tao_launcher.launcher.images import config_file_path, image_for
+
     mounts = load_mounts()
+    images = {name: image_for(task) for name, task in TASKS.items() if task.available}
     click.echo(f"tao version: {__version__}")
     click.echo(f"python: {sys.executable}")
-    click.echo(f"runner: {select_runner(runner, mounts).describe()}")
+    click.echo(f"runner: {select_runner(runner, mounts, next(iter(images.values()), None)).describe()}")
+    click.echo(f"images (config file {config_file_path()}):")
+    for name, image in images.items():
+        click.echo(f"  {name}: {image}")
     click.echo(f"mounts file: {mounts.path or str(mounts_file_path()) + ' (not found: local paths are used as they are)'}")
     for m in mounts.mounts:
         click.echo(f"  {m.source} -> {m.destination}" + (" (read-only)" if m.read_only else ""))
@@ -146,6 +156,34 @@ def info(runner):
         click.echo(f"  env {variable}")
     if mounts.docker_options:
         click.echo(f"docker options: {mounts.docker_options}")
+
+
+@main.command(name="list", help="list the jobs that the Docker runner is running (and any it left behind)")
+def list_command():
+    from tao_launcher.launcher.docker_runner import connect, list_jobs
+
+    jobs = list_jobs(connect(timeout=10))
+    rows = [("ID", "TASK", "SUBTASK", "STARTED (UTC)", "STATUS", "RESULTS")]
+    rows += [(j.id, j.task, j.subtask, j.started, j.status, j.results) for j in jobs]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
+
+
+@main.command(help="stop Docker runner jobs by ID (from 'tao list') or all of them, and remove their containers")
+@click.argument("ids", nargs=-1)
+@click.option("--all", "stop_all", is_flag=True, help="stop every tao job")
+@click.option("--grace", default=10, show_default=True, help="seconds a job gets to stop before it is killed")
+def stop(ids, stop_all, grace):
+    from tao_launcher.launcher.docker_runner import connect, stop_jobs
+
+    if bool(ids) == stop_all:
+        raise UsageError("name the jobs to stop (tao stop ID ...; 'tao list' shows them) or pass --all, not both")
+    stopped = stop_jobs(connect(timeout=grace + 30), list(ids), stop_all, grace)
+    for job in stopped:
+        click.echo(f"stopped {job.id} ({job.task} {job.subtask}, results in {job.results})")
+    if not stopped:
+        click.echo("no tao jobs to stop")
 
 
 def run() -> None:

@@ -34,6 +34,7 @@ class Job:
     model: Optional[str] = None
     output: Optional[str] = None
     gpus: int = 1
+    gpu_ids: List[str] = field(default_factory=list)   # --gpu-index: which GPUs, not how many
     overwrite: bool = False
     overrides: List[str] = field(default_factory=list)
     key: Optional[str] = field(default=None, repr=False)
@@ -52,10 +53,17 @@ class Job:
 class Runner:
     name = "runner"
 
+    def __init__(self, reason: str = ""):
+        self.reason = reason   # why the automatic choice fell on this runner, for the user
+
     def describe(self) -> str:
-        return f"{self.name} runner"
+        return f"{self.name} runner" + (f" ({self.reason})" if self.reason else "")
 
     def run(self, job: Job, mounts: MountsConfig) -> int:
+        raise NotImplementedError
+
+    def dry_run(self, job: Job, mounts: MountsConfig) -> str:
+        """The command line that ``run`` would execute, key masked; nothing runs."""
         raise NotImplementedError
 
 
@@ -64,15 +72,33 @@ class LocalRunner(Runner):
 
     name = "local"
 
+    def environment(self, job: Job, mounts: MountsConfig) -> Dict[str, str]:
+        """What the subtask gets on top of the launcher's own environment."""
+        env = dict(mounts.envs)
+        env[PATH_MAP_ENV] = PathMap(mounts.mounts).to_json()
+        gpu_ids = job.gpu_ids or [str(i) for i in mounts.docker_options.get("gpu_ids") or []]
+        if gpu_ids:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_ids)
+        return env
+
     def run(self, job: Job, mounts: MountsConfig) -> int:
         env = dict(os.environ)
-        env.update(mounts.envs)
-        env[PATH_MAP_ENV] = PathMap(mounts.mounts).to_json()
+        env.update(self.environment(job, mounts))
         env.pop(KEY_FILE_ENV, None)
         if job.key:
             env[KEY_ENV] = job.key   # environment, not argv: /proc/PID/environ is private to the user
-        command = [sys.executable, "-m", "tao_launcher.entrypoint", *job.entrypoint_args()]
-        return run_forwarding_signals(command, env)
+        return run_forwarding_signals(self.command(job), env)
+
+    def command(self, job: Job) -> List[str]:
+        return [sys.executable, "-m", "tao_launcher.entrypoint", *job.entrypoint_args()]
+
+    def dry_run(self, job: Job, mounts: MountsConfig) -> str:
+        import shlex
+
+        env = self.environment(job, mounts)
+        if job.key:
+            env[KEY_ENV] = "***"
+        return " ".join(shlex.quote(a) for a in ["env", *(f"{k}={v}" for k, v in env.items()), *self.command(job)])
 
 
 def run_forwarding_signals(command: List[str], env: Dict[str, str]) -> int:
@@ -109,15 +135,20 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def select_runner(requested: Optional[str], mounts: MountsConfig) -> Runner:
-    """--runner, else $TAO_RUNNER, else the mounts file's Runner, else Docker where an engine answers."""
+def select_runner(requested: Optional[str], mounts: MountsConfig, image: Optional[str] = None) -> Runner:
+    """--runner, else $TAO_RUNNER, else the mounts file's Runner, else Docker where it can run ``image``.
+
+    The automatic choice takes Docker only when all it needs is there: a mounts file with
+    Mounts (the container sees nothing else), an engine that answers, and the image. Otherwise
+    it takes the local runner and says why, instead of failing on a machine without Docker.
+    """
     choice = requested or os.environ.get(RUNNER_ENV) or mounts.runner
     if choice not in (None, "docker", "local"):
         raise UsageError(f"unknown runner {choice!r}: use --runner docker or --runner local")
     if choice == "local":
         return LocalRunner()
+    from tao_launcher.launcher.docker_runner import DockerRunner, why_not_docker
     if choice == "docker":
-        from tao_launcher.launcher.docker_runner import DockerRunner
         return DockerRunner()
-    from tao_launcher.launcher.docker_runner import DockerRunner, engine_answers
-    return DockerRunner() if DockerRunner.available and engine_answers() else LocalRunner()
+    reason = why_not_docker(mounts, image)
+    return LocalRunner(reason) if reason else DockerRunner("an engine answers and has the image")

@@ -21,7 +21,7 @@ NEEDS_KEY = NEEDS_MODEL | {"train"}
 
 def submit(task, subtask: str, schema, *, spec: Optional[str], results: Optional[str], key: Optional[str],
            gpus: int, model: Optional[str], output: Optional[str], overwrite: bool, runner: Optional[str],
-           overrides: List[str]) -> int:
+           overrides: List[str], gpu_index: Optional[str] = None, dry_run: bool = False) -> int:
     if not task.available:
         raise UsageError(f"{task.name} is planned but not available in this version of tao; "
                          f"'tao --help' lists the tasks marked available")
@@ -35,21 +35,39 @@ def submit(task, subtask: str, schema, *, spec: Optional[str], results: Optional
         raise UsageError("download_specs needs an output folder: pass -o DIR")
     if gpus < 0:
         raise UsageError(f"-g must be 0 or more, got {gpus}")
+    gpu_ids = parse_gpu_index(gpu_index)
+    if gpu_ids:
+        gpus = len(gpu_ids)
     for item in overrides:
         if item.startswith("-"):
             raise UsageError(f"unknown option {item}; see 'tao {task.name} {subtask} --help'")
 
     mounts = load_mounts()
-    chosen = select_runner(runner, mounts)
+    from tao_launcher.launcher.images import image_for
+    chosen = select_runner(runner, mounts, image_for(task))
     to_container = container_view(mounts, chosen.name)
-    job = Job(task=task.name, subtask=subtask, gpus=gpus, overwrite=overwrite, key=key,
+    job = Job(task=task.name, subtask=subtask, gpus=gpus, gpu_ids=gpu_ids, overwrite=overwrite, key=key,
               spec=to_container(spec, "spec file (-e)"), results=to_container(results, "results folder (-r)"),
               model=to_container(model, "model (-m)"), output=to_container(output, "output folder (-o)"))
     job.overrides = map_overrides(schema, overrides, to_container)
     if schema is not None:
         check_spec(schema, job, mounts)
+    if dry_run:
+        print(chosen.dry_run(job, mounts), flush=True)
+        return 0
     print(f"tao: running {task.name} {subtask} with the {chosen.describe()}", file=sys.stderr, flush=True)
     return chosen.run(job, mounts)
+
+
+def parse_gpu_index(text: Optional[str]) -> List[str]:
+    """``--gpu-index 0,2`` -> ["0", "2"]; GPU indices are small non-negative integers, each once."""
+    if not text:
+        return []
+    ids = [part.strip() for part in text.split(",")]
+    if not all(i.isdigit() for i in ids) or len(set(ids)) != len(ids):
+        raise UsageError(f"--gpu-index takes GPU numbers separated by commas, each once (for example 0,1); "
+                         f"got {text!r}")
+    return ids
 
 
 def container_view(mounts: MountsConfig, runner: str):

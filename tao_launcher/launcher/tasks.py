@@ -1,7 +1,7 @@
 """The task table: which tasks exist, their subtasks, where their code is, which image runs them.
 
 Data, not code: the CLI, the runners and ``tao info`` all read this one table. A user file
-(``~/.tao/config.json``, key ``images``) may point a task at another image or tag.
+(``~/.tao/config.json``, key ``images``; see ``images.py``) may point a task at another image.
 """
 
 from __future__ import annotations
@@ -13,20 +13,25 @@ from tao_launcher import __version__
 
 SUBTASKS = ("download_specs", "dataset_convert", "train", "finetune", "evaluate", "infer", "export", "infer_onnx")
 IMAGE_REPOSITORY = "tao-launcher"
+# One shared PyTorch image for every task, as TAO's "-pyt" image: torch, transformers and
+# Lightning are nearly all of its size, so per-domain images would mostly duplicate them.
+SHARED_IMAGE_FLAVOUR = "pyt"
 
 
 @dataclass(frozen=True)
 class Task:
     name: str
-    domain: str                       # nlp or asr: selects the container image
+    domain: str                       # nlp or asr
     summary: str
     package: str                      # tao_launcher.tasks.<name>: spec.py and subtasks.py live there
     subtasks: Tuple[str, ...] = SUBTASKS
     available: bool = True            # planned tasks are listed but refuse to run
+    image_flavour: str = SHARED_IMAGE_FLAVOUR
 
     @property
     def image(self) -> str:
-        return f"{IMAGE_REPOSITORY}:{__version__}-{self.domain}"
+        """The default image (repository:tag); ``images.image_for`` applies the user's config."""
+        return f"{IMAGE_REPOSITORY}:{__version__}-{self.image_flavour}"
 
 
 TASKS = {t.name: t for t in (

@@ -15,6 +15,7 @@ import yaml
 
 import conftest
 import tao_launcher
+from launcher_helpers import assert_no_traceback, clean_env, output, tao  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
 ALL_TASKS = ("text_classification", "token_classification", "question_answering",
@@ -26,31 +27,6 @@ HEAVY_MODULES = ("torch", "transformers", "pytorch_lightning", "lightning", "onn
 SECRET = "Zebra-Kestrel-7731-not-a-real-key"
 TRAIN_REQUIRED = ["model.dataset.num_classes=2", "training_ds.file_path=/data/train.tsv",
                   "validation_ds.file_path=/data/dev.tsv"]
-
-
-def clean_env(home: Path, **extra) -> dict:
-    return conftest.tao_env(home, PYTHONDONTWRITEBYTECODE="1", **extra)
-
-
-@pytest.fixture
-def tao(tmp_path):
-    """Run `tao ARGS...` in tmp_path with HOME=tmp_path/home; returns the CompletedProcess."""
-    home = tmp_path / "home"
-    home.mkdir()
-
-    def run(*args, env=None, timeout=60):
-        return conftest.tao(*args, env=env or clean_env(home), timeout=timeout, cwd=tmp_path)
-
-    run.home = home
-    return run
-
-
-def output(proc) -> str:
-    return proc.stdout + proc.stderr
-
-
-def assert_no_traceback(proc):
-    assert "Traceback" not in output(proc), output(proc)
 
 
 # ----------------------------------------------------------------------------- help
