@@ -1,0 +1,311 @@
+"""The Docker runner against a real Docker Engine and the real image (``make image-offline``).
+
+Every test runs the real ``tao`` command; the subtasks run in real containers. Without an
+engine or the image these tests skip, except where ``TAO_REQUIRE_DOCKER=1`` (``.ci/run``
+sets it): there a missing engine or image fails them, so CI cannot pass without running them.
+
+The non-root tests run the launcher as UID 4242 with ``setpriv``, from the system Python with
+the project's own site-packages on ``PYTHONPATH`` (the venv's Python lives under /root, which
+another user cannot enter). The launcher needs no torch, so that is all it needs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+import tao_launcher
+from conftest import KEY, REPO, SAMPLE, TAO, TRAIN_FAST
+from tao_launcher.launcher.tasks import TASKS
+
+TC = "text_classification"
+IMAGE = TASKS[TC].image
+REQUIRED = os.environ.get("TAO_REQUIRE_DOCKER") == "1"
+OTHER_UID = 4242
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def unavailable(reason: str):
+    if REQUIRED:
+        pytest.fail(f"{reason}; TAO_REQUIRE_DOCKER=1 says these tests must run here")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def engine():
+    import docker
+
+    try:
+        client = docker.from_env(timeout=30)
+        client.ping()
+    except Exception as err:
+        unavailable(f"no Docker Engine answers ({err})")
+    try:
+        client.images.get(IMAGE)
+    except docker.errors.ImageNotFound:
+        unavailable(f"image {IMAGE} is not built (make image-offline)")
+    return client
+
+
+def tao_jobs(client) -> list:
+    return client.containers.list(all=True, filters={"label": "tao.job"})
+
+
+@pytest.fixture
+def workspace(engine):
+    """Folders any user can reach (pytest's tmp_path is private to root) and a mounts file for them."""
+    root = Path(tempfile.mkdtemp(prefix="tao-docker-test-"))
+    os.chmod(root, 0o755)
+    for name in ("home", "data", "results"):
+        (root / name).mkdir()
+    mounts = {"Mounts": [{"source": str(root / "data"), "destination": "/data"},
+                         {"source": str(root / "results"), "destination": "/results"},
+                         {"source": str(SAMPLE), "destination": "/sample", "read_only": True}],
+              "Envs": [{"variable": "TAO_TEST_ENV", "value": "from-the-mounts-file"}]}
+    (root / "mounts.json").write_text(json.dumps(mounts))
+    yield root
+    assert tao_jobs(engine) == [], "a tao container was left behind"
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def env_for(root: Path, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAO_")}
+    env.update(HOME=str(root / "home"), TAO_MOUNTS_FILE=str(root / "mounts.json"), TAO_RUNNER="docker",
+               PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
+    env.update(extra)
+    return env
+
+
+def as_user(uid: int, groups: list) -> list:
+    """The launcher command as another user: system Python, the project's code and site-packages."""
+    if sys.version_info[:2] != (3, 11) or not os.access(SYSTEM_PYTHON, os.X_OK) or not shutil.which("setpriv"):
+        unavailable("the non-root launcher needs /usr/bin/python3 (3.11, like the venv) and setpriv")
+    group_flag = f"--groups={','.join(map(str, groups))}" if groups else "--clear-groups"
+    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", group_flag, SYSTEM_PYTHON] + TAO[1:]
+
+
+def user_env(root: Path, **extra) -> dict:
+    site = sysconfig.get_paths()["purelib"]
+    return env_for(root, PYTHONPATH=f"{REPO}:{site}", **extra)
+
+
+def tao(*args, env: dict, command=None, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run((command or TAO) + [str(a) for a in args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def out(proc) -> str:
+    return f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+
+
+def socket_gid() -> int:
+    return os.stat("/var/run/docker.sock").st_gid
+
+
+def owners(folder: Path) -> set:
+    return {p.stat().st_uid for p in [folder, *folder.rglob("*")]}
+
+
+def has_nvidia_runtime(client) -> bool:
+    return "nvidia" in (client.info().get("Runtimes") or {})
+
+
+def train_args(results: str, *extra: str) -> list:
+    return [TC, "train", "-r", results, "-k", KEY, "model.dataset.num_classes=2",
+            "training_ds.file_path=/data/sst2/train.tsv", "validation_ds.file_path=/data/sst2/dev.tsv",
+            "model.class_labels.class_labels_file=/data/sst2/labels.txt", *TRAIN_FAST, *extra]
+
+
+CONVERT = [TC, "dataset_convert", "-r", "/results/convert", "source_data_dir=/sample", "target_data_dir=/data/sst2"]
+
+
+# ----------------------------------------------------------------------------- the workflow
+
+def test_convert_train_infer_in_containers_as_root(engine, workspace):
+    env = env_for(workspace)
+    convert = tao(*CONVERT, env=env)
+    assert convert.returncode == 0, out(convert)
+    assert "with the docker runner" in convert.stderr
+    if not has_nvidia_runtime(engine):
+        assert "no NVIDIA runtime, so the subtask runs on the CPU" in convert.stderr
+    assert (workspace / "data" / "sst2" / "train.tsv").is_file()
+
+    train = tao(*train_args("/results/train"), env=env)
+    assert train.returncode == 0, out(train)
+    archive = workspace / "results" / "train" / "checkpoints" / "trained-model.tao"
+    assert archive.is_file()
+    assert json.loads((workspace / "results" / "train" / "status.json").read_text())["state"] == "finished"
+
+    infer = tao(TC, "infer", "-r", "/results/infer", "-k", KEY, "-m", "/results/train/checkpoints/trained-model.tao",
+                "input_file=/data/sst2/dev.tsv", env=env)
+    assert infer.returncode == 0, out(infer)
+    predictions = json.loads((workspace / "results" / "infer" / "infer_results.json").read_text())
+    assert len(predictions) == 60 and {p["label"] for p in predictions} <= {"negative", "positive"}
+
+    assert owners(workspace / "results") == {0} and owners(workspace / "data") == {0}
+    logs = "".join(p.read_text() for p in (workspace / "results").rglob("log.txt"))
+    for text in (convert.stdout, convert.stderr, train.stdout, train.stderr, infer.stdout, infer.stderr, logs):
+        assert KEY not in text
+    assert "Epoch" in train.stderr + train.stdout or "val_loss" in logs   # the log streamed live to tao
+
+
+def test_a_non_root_user_owns_everything_the_container_writes(engine, workspace):
+    for name in ("home", "data", "results"):
+        os.chown(workspace / name, OTHER_UID, OTHER_UID)
+    command = as_user(OTHER_UID, [socket_gid()])
+    env = user_env(workspace)
+    convert = tao(*CONVERT, env=env, command=command)
+    assert convert.returncode == 0, out(convert)
+    train = tao(*train_args("/results/train", "trainer.max_steps=2"), env=env, command=command)
+    assert train.returncode == 0, out(train)
+    assert (workspace / "results" / "train" / "checkpoints" / "trained-model.tao").is_file()
+    assert owners(workspace / "results") == {OTHER_UID}
+    assert owners(workspace / "data") == {OTHER_UID}
+    assert list((workspace / "home").iterdir()) == []   # HOME and caches inside the container, not ours
+
+
+def test_socket_permission_denied_says_how_to_fix_it(engine, workspace):
+    os.chown(workspace / "home", OTHER_UID, OTHER_UID)
+    proc = tao(*CONVERT, env=user_env(workspace), command=as_user(OTHER_UID, []))
+    assert proc.returncode == 2, out(proc)
+    assert "permission denied on the Docker socket /var/run/docker.sock" in proc.stderr
+    assert "usermod -aG docker" in proc.stderr and "--runner local" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+# ----------------------------------------------------------------------------- signals, list, stop
+
+def start_long_train(workspace: Path) -> subprocess.Popen:
+    args = train_args("/results/long", "trainer.max_epochs=50", "trainer.checkpoint_every_n_steps=2")
+    return subprocess.Popen(TAO + [str(a) for a in args], env=env_for(workspace), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def wait_until(condition, proc: subprocess.Popen, what: str, timeout: float = 240):
+    deadline = time.time() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert proc.poll() is None, f"tao ended before {what}:\n{proc.stdout.read()}"
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.3)
+
+
+def test_sigint_stops_and_removes_the_container_and_exits_130(engine, workspace):
+    proc = start_long_train(workspace)
+    results = workspace / "results" / "long"
+    wait_until(lambda: (results / "checkpoints" / "last.ckpt").exists(), proc, "the first checkpoint")
+    assert len(tao_jobs(engine)) == 1
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, output
+    assert tao_jobs(engine) == []
+    assert json.loads((results / "status.json").read_text())["state"] == "interrupted"
+    assert KEY not in output
+
+
+def test_list_shows_the_job_and_stop_ends_it(engine, workspace):
+    env = env_for(workspace)
+    proc = start_long_train(workspace)
+    try:
+        row = wait_until(lambda: [line for line in tao("list", env=env).stdout.splitlines()[1:]
+                                  if " train " in line], proc, "the job in tao list")
+        job_id, task, subtask, started, status_, results = row[0].split()
+        assert (task, subtask, status_) == (TC, "train", "running")
+        assert results == str(workspace / "results" / "long") and started.endswith("Z")
+
+        # the key is in no container setting and no process argument; only the path of its file is
+        container = engine.containers.get(job_id)
+        assert KEY not in json.dumps(container.attrs)
+        assert "TAO_KEY_FILE=/run/secrets/tao_key" in container.attrs["Config"]["Env"]
+        assert container.labels["tao.version"] == tao_launcher.__version__
+        wait_until(lambda: (workspace / "results" / "long" / "status.json").exists(), proc, "status.json")
+        assert KEY not in container.top(ps_args="-ef").__repr__()
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                assert KEY.encode() not in cmdline.read_bytes()
+            except OSError:
+                pass
+
+        stop = tao("stop", job_id, env=env)
+        assert stop.returncode == 0, out(stop)
+        assert f"stopped {job_id} (text_classification train" in stop.stdout
+        output, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 130, output
+        assert tao("list", env=env).stdout.splitlines()[1:] == []
+        assert tao_jobs(engine) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            tao("stop", "--all", env=env)
+    unknown = tao("stop", "0123456789ab", env=env)
+    assert unknown.returncode == 2 and "no tao job '0123456789ab'" in unknown.stderr, out(unknown)
+    nothing = tao("stop", "--all", env=env)
+    assert nothing.returncode == 0 and "no tao jobs to stop" in nothing.stdout
+
+
+# ----------------------------------------------------------------------------- errors and exit codes
+
+def test_exit_code_and_message_of_the_subtask_come_through(engine, workspace):
+    args = [TC, "dataset_convert", "-r", "/results/bad", "source_data_dir=/sample/missing", "target_data_dir=/data/x"]
+    in_docker = tao(*args, env=env_for(workspace))
+    local = tao(*args, env=env_for(workspace, TAO_RUNNER="local"))
+    assert in_docker.returncode == local.returncode != 0, out(in_docker) + out(local)
+    error = [line for line in local.stderr.splitlines() if line.startswith("tao: error:")]
+    assert error and error[0] in in_docker.stderr.replace(str(SAMPLE), "/sample")
+
+
+def test_missing_mount_source_is_named(engine, workspace):
+    mounts = json.loads((workspace / "mounts.json").read_text())
+    mounts["Mounts"].append({"source": str(workspace / "not-there"), "destination": "/extra"})
+    (workspace / "mounts.json").write_text(json.dumps(mounts))
+    proc = tao(*CONVERT, env=env_for(workspace))
+    assert proc.returncode == 2, out(proc)
+    assert f"source folder {workspace / 'not-there'} does not exist: create it (mkdir -p" in proc.stderr
+    assert not (workspace / "not-there").exists()
+
+
+def test_missing_image_says_how_to_build_it(engine, workspace):
+    config = workspace / "config.json"
+    config.write_text(json.dumps({"images": {TC: "tao-launcher:no-such-tag"}}))
+    proc = tao(*CONVERT, env=env_for(workspace, TAO_CONFIG_FILE=str(config)))
+    assert proc.returncode == 2, out(proc)
+    assert "image tao-launcher:no-such-tag is not in the Docker Engine: build it with 'make image'" in proc.stderr
+    assert not (workspace / "results" / "convert").exists()
+
+
+def test_gpu_indices_without_an_nvidia_runtime_are_refused(engine, workspace):
+    if has_nvidia_runtime(engine):
+        pytest.skip("this engine has an NVIDIA runtime")
+    proc = tao(*CONVERT, "--gpu-index", "0", env=env_for(workspace))
+    assert proc.returncode == 2, out(proc)
+    assert "GPUs 0 were asked for, but this Docker Engine has no NVIDIA runtime" in proc.stderr
+    assert "NVIDIA Container Toolkit" in proc.stderr
+    assert tao_jobs(engine) == []
+
+
+def test_an_image_of_another_version_gets_a_warning(engine, workspace):
+    old = "tao-launcher:test-version-mismatch"
+    dockerfile = f"FROM {IMAGE}\nLABEL org.opencontainers.image.version=0.0.1\n".encode()
+    engine.images.build(fileobj=io.BytesIO(dockerfile), tag=old, rm=True)
+    try:
+        config = workspace / "config.json"
+        config.write_text(json.dumps({"images": {"default": old}}))
+        proc = tao(TC, "download_specs", "-o", "/results/specs", env=env_for(workspace, TAO_CONFIG_FILE=str(config)))
+        assert proc.returncode == 0, out(proc)
+        assert f"launcher version {tao_launcher.__version__} and image {old} (tao 0.0.1) differ" in proc.stderr
+        assert (workspace / "results" / "specs" / "train.yaml").is_file()
+    finally:
+        engine.images.remove(old, force=True)
