@@ -64,6 +64,17 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
 
 
 def run(argv: List[str]) -> int:
+    # Ctrl-C, `tao stop` and `docker stop` may come at any moment, imports included: from here
+    # on, SIGINT and SIGTERM both end the run as interrupted (exit 130), never as a crash.
+    interrupted: List[int] = []
+
+    def on_signal(signum, _frame):
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+
     from tao_launcher.launcher.mounts import PathMap
     from tao_launcher.launcher.tasks import TASKS
 
@@ -93,23 +104,15 @@ def run(argv: List[str]) -> int:
     from tao_launcher.core.results import MASK, ResultsFolder
     results = ResultsFolder(Path(to_host(args.results)), task.name, args.subtask)
     results.prepare(args.overwrite, resumable=args.subtask in RESUMABLE)
-    results.start_logging(key)
-    import yaml
-    saved = to_dict(spec)
-    if key:
-        saved["encryption_key"] = MASK
-    results.save_spec(yaml.safe_dump(saved, sort_keys=False))
-    context = RunContext(task.name, args.subtask, results, key, model, args.gpus)
-    module = importlib.import_module(task.package + ".subtasks")
-    interrupted = []
-
-    def on_signal(signum, _frame):
-        interrupted.append(signum)
-        raise KeyboardInterrupt
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, on_signal)
     try:
+        results.start_logging(key)
+        import yaml
+        saved = to_dict(spec)
+        if key:
+            saved["encryption_key"] = MASK
+        results.save_spec(yaml.safe_dump(saved, sort_keys=False))
+        context = RunContext(task.name, args.subtask, results, key, model, args.gpus)
+        module = importlib.import_module(task.package + ".subtasks")
         getattr(module, args.subtask)(spec, context)
     except BaseException as err:
         # Lightning turns Ctrl-C into its own shutdown and sys.exit(1): the signal decides, not the exception

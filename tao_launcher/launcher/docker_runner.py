@@ -130,6 +130,7 @@ class ContainerPlan:
     labels: Dict[str, str] = field(default_factory=dict)
     shm_size: str = DEFAULT_SHM_SIZE
     ulimits: Dict[str, int] = field(default_factory=lambda: dict(DEFAULT_ULIMITS))
+    default_ulimits: set = field(default_factory=set)       # the names in ulimits the user did not set
     network: Optional[str] = None
     ports: Dict[str, int] = field(default_factory=dict)       # container port -> host port
     privileged: bool = False
@@ -137,11 +138,6 @@ class ContainerPlan:
     tty: bool = False
     gpu_count: int = 0
     gpu_ids: List[str] = field(default_factory=list)
-
-    def without_gpus(self) -> "ContainerPlan":
-        plan = ContainerPlan(**{k: getattr(self, k) for k in self.__dataclass_fields__})
-        plan.gpu_count, plan.gpu_ids = 0, []
-        return plan
 
     def create_kwargs(self) -> dict:
         from docker.types import DeviceRequest, Ulimit
@@ -194,6 +190,7 @@ class ContainerPlan:
 
 def plan_container(job: Job, mounts: MountsConfig, image: str, key_file: Optional[str]) -> ContainerPlan:
     options = mounts.docker_options
+    user_ulimits = {str(k): int(v) for k, v in (options.get("ulimits") or {}).items()}
     host_results = PathMap(mounts.mounts).to_host(job.results or job.output or "")
     plan = ContainerPlan(
         image=image, command=job.entrypoint_args(),
@@ -205,7 +202,8 @@ def plan_container(job: Job, mounts: MountsConfig, image: str, key_file: Optiona
                 "tao.started": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "tao.version": __version__},
         shm_size=str(options.get("shm_size") or DEFAULT_SHM_SIZE),
-        ulimits={**DEFAULT_ULIMITS, **{str(k): int(v) for k, v in (options.get("ulimits") or {}).items()}},
+        ulimits={**DEFAULT_ULIMITS, **user_ulimits},
+        default_ulimits=set(DEFAULT_ULIMITS) - set(user_ulimits),
         network=options.get("network"), ports=dict(options.get("ports") or {}),
         privileged=bool(options.get("privileged", False)), ipc_mode=options.get("ipc_mode"),
         tty=bool(options.get("tty", False)),
@@ -266,15 +264,37 @@ class DockerRunner(Runner):
 
 
 def start_container(client, plan: ContainerPlan):
-    """Create, attach, start; without an NVIDIA runtime a GPU count falls back to the CPU, with a note."""
+    """Create, attach, start. Two things this engine may not allow fall back, with a note:
+
+    - a GPU count without an NVIDIA runtime runs on the CPU (named GPUs are an error instead);
+    - default ulimits the engine may not raise (a container sandbox) are left to the engine;
+      ulimits the user set in DockerOptions are an error instead.
+    """
     import docker
 
-    try:
-        return _create_attach_start(client, plan)
-    except docker.errors.APIError as err:
-        text = str(err)
-        if not (plan.gpu_count or plan.gpu_ids) or not any(s in text for s in NO_GPU_RUNTIME):
-            raise UsageError(f"the Docker Engine refused to start {plan.image}: {err.explanation or text}") from None
+    while True:
+        try:
+            return _create_attach_start(client, plan)
+        except docker.errors.APIError as err:
+            text = str(err)
+            if (plan.gpu_count or plan.gpu_ids) and any(s in text for s in NO_GPU_RUNTIME):
+                plan = _without_gpus(plan)
+            elif "error setting rlimit" in text and set(plan.ulimits) & plan.default_ulimits:
+                dropped = ", ".join(f"{n}={plan.ulimits[n]}" for n in sorted(plan.default_ulimits))
+                print(f"tao: this Docker Engine may not set the default ulimits ({dropped}: operation not "
+                      f"permitted), so the container gets the engine's own; set DockerOptions.ulimits to choose",
+                      file=sys.stderr, flush=True)
+                plan.ulimits = {n: v for n, v in plan.ulimits.items() if n not in plan.default_ulimits}
+                plan.default_ulimits = set()
+            elif "error setting rlimit" in text:
+                raise UsageError(f"the Docker Engine may not set ulimits {plan.ulimits} from DockerOptions "
+                                 f"(operation not permitted): lower or remove DockerOptions.ulimits") from None
+            else:
+                raise UsageError(f"the Docker Engine refused to run {plan.image}: "
+                                 f"{getattr(err, 'explanation', None) or text}") from None
+
+
+def _without_gpus(plan: ContainerPlan) -> ContainerPlan:
     fix = ("install the NVIDIA Container Toolkit and restart the Docker Engine "
            "(https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/)")
     if plan.gpu_ids:
@@ -282,7 +302,8 @@ def start_container(client, plan: ContainerPlan):
                          f"runtime: {fix}, or drop --gpu-index/gpu_ids to run on the CPU")
     print(f"tao: this Docker Engine has no NVIDIA runtime, so the subtask runs on the CPU; to use GPUs, {fix}",
           file=sys.stderr, flush=True)
-    return _create_attach_start(client, plan.without_gpus())
+    plan.gpu_count = 0
+    return plan
 
 
 def _create_attach_start(client, plan: ContainerPlan):
