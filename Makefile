@@ -1,11 +1,19 @@
 # make install: a virtual environment in .venv with tao, its training extra and the offline encoder.
 # make test:    the whole test suite (integration tests read ../shared/datasets when it is there).
+# make image:   the Docker image tao-launcher:<version>-pyt on an official CUDA PyTorch base (needs a registry);
+# make image-offline: the same on tao-base:bookworm, made with debootstrap when missing (no registry needed).
+# make wheelhouse: only download the wheels of the image (cached in ~/.cache/tao-build, or $TAO_BUILD_CACHE).
+# See containers/README.md.
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_VERSION ?= 2.13.0
 BIN := $(VENV)/bin
+# Empty: the Dockerfile's default base (an official CUDA PyTorch image).
+BASE_IMAGE ?=
+TAO_BASE_IMAGE ?= tao-base:bookworm
+export TORCH_VERSION
 
-.PHONY: install test specs benchmark clean
+.PHONY: install test specs benchmark clean image image-offline base-image wheelhouse
 
 install:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +34,18 @@ specs:
 benchmark:
 	$(BIN)/pip install -e ".[train,bench]"
 	$(BIN)/python benchmarks/bench_text_classification.py
+
+wheelhouse:
+	containers/wheelhouse.sh
+
+image:
+	BASE_IMAGE="$(BASE_IMAGE)" containers/build-image.sh
+
+base-image:
+	TAO_BASE_IMAGE="$(TAO_BASE_IMAGE)" containers/build-base.sh
+
+image-offline: base-image
+	BASE_IMAGE="$(TAO_BASE_IMAGE)" containers/build-image.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info
