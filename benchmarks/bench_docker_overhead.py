@@ -6,11 +6,16 @@
 In one run, N rounds; in each round, in a rotating order, one command of each kind, every one
 a fresh process timed from start to exit (wall clock):
 
-- local   ``tao text_classification download_specs -o /bench/specs --overwrite --runner local``
-- docker  the same command with ``--runner docker`` (create, attach, start, wait, remove)
-- peer    the ``docker run --rm ...`` line that ``tao ... --dry-run`` prints for that command, run
-          by the docker CLI: what the same container costs without tao's runner around it
+- local     ``tao text_classification download_specs -o /bench/specs --overwrite -g 0 --runner local``
+- docker    the same command with ``--runner docker`` (create, attach, start, wait, remove)
+- peer      the ``docker run --rm ...`` line that ``tao ... --dry-run`` prints for that command, run
+            by the docker CLI: what the same container costs without tao's runner around it
+- fallbacks ``--runner docker`` with ``-g 1`` and the default ulimits: on an engine without an
+            NVIDIA runtime that may not raise memlock (a sandbox like ours), tao's two fallbacks
+            (a refused start each) are part of the cost; where the engine allows both, it equals docker
 
+``-g 0`` and ulimits this engine may set (``DockerOptions.ulimits``: memlock at the engine's own
+hard limit, read from /proc, stack 64 MiB) keep local, docker and peer the same container.
 Reported: the median of each, and docker - local (the runner's overhead) and docker - peer
 (what tao adds over a hand-written docker run). Needs a Docker Engine and the image
 (``make image-offline``). Writes DIR/bench_docker_overhead.json and .md (DIR: benchmarks/out).
@@ -36,6 +41,14 @@ TAO = [sys.executable, "-c", "import sys; sys.argv[0] = 'tao'; from tao_launcher
 COMMAND = ["text_classification", "download_specs", "-o", "/bench/specs", "--overwrite"]
 
 
+def memlock_hard_limit() -> int:
+    """This machine's hard memlock limit in bytes (-1: unlimited); a container may not exceed it here."""
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
+    return -1 if hard == resource.RLIM_INFINITY else hard
+
+
 def timed(argv, env) -> float:
     start = time.perf_counter()
     proc = subprocess.run(argv, env=env, capture_output=True, text=True)
@@ -56,24 +69,27 @@ def main(argv=None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="tao-bench-docker-"))
     (work / "bench").mkdir()
-    (work / "mounts.json").write_text(json.dumps({"Mounts": [{"source": str(work / "bench"),
-                                                              "destination": "/bench"}]}))
+    mounts = {"Mounts": [{"source": str(work / "bench"), "destination": "/bench"}]}
+    (work / "defaults.json").write_text(json.dumps(mounts))
+    mounts["DockerOptions"] = {"ulimits": {"memlock": memlock_hard_limit(), "stack": 67108864}}
+    (work / "mounts.json").write_text(json.dumps(mounts))
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAO_")}
     env.update(TAO_MOUNTS_FILE=str(work / "mounts.json"), PYTHONUNBUFFERED="1")
-    local = TAO + COMMAND + ["--runner", "local"]
-    docker = TAO + COMMAND + ["--runner", "docker"]
+    local = TAO + COMMAND + ["-g", "0", "--runner", "local"]
+    docker = TAO + COMMAND + ["-g", "0", "--runner", "docker"]
+    fallbacks = ["env", f"TAO_MOUNTS_FILE={work / 'defaults.json'}"] + TAO + COMMAND + ["--runner", "docker"]
     dry = subprocess.run(docker + ["--dry-run"], env=env, capture_output=True, text=True)
     if dry.returncode != 0:
         sys.exit(f"bench_docker_overhead: the dry run failed (is the engine up and the image built?):\n{dry.stderr}")
     peer = shlex.split(dry.stdout.strip().splitlines()[-1])
     peer[0] = shutil.which("docker") or "docker"
-    kinds = {"local": local, "docker": docker, "peer": peer}
+    kinds = {"local": local, "docker": docker, "peer": peer, "fallbacks": fallbacks}
     for argv_ in kinds.values():   # warm-up: page cache, image layers, Python bytecode
         timed(argv_, env)
     times = {k: [] for k in kinds}
     order = list(kinds)
     for r in range(args.runs):
-        for kind in order[r % 3:] + order[:r % 3]:
+        for kind in order[r % len(order):] + order[:r % len(order)]:
             times[kind].append(timed(kinds[kind], env))
     shutil.rmtree(work, ignore_errors=True)
 
@@ -86,6 +102,7 @@ def main(argv=None) -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         "load_before_and_after": os.getloadavg(), "seconds": times, "median_s": med,
         "docker_minus_local_s": med["docker"] - med["local"], "docker_minus_peer_s": med["docker"] - med["peer"],
+        "fallbacks_minus_docker_s": med["fallbacks"] - med["docker"],
         "peer_command": " ".join(shlex.quote(a) for a in peer),
     }
     args.out.mkdir(parents=True, exist_ok=True)
@@ -97,7 +114,7 @@ def main(argv=None) -> int:
         *(f"| {k} | {med[k]:.2f} | {' / '.join(f'{t:.2f}' for t in times[k])} |" for k in kinds),
         "",
         f"docker - local: {result['docker_minus_local_s']:+.2f} s; docker - peer (plain docker run): "
-        f"{result['docker_minus_peer_s']:+.2f} s",
+        f"{result['docker_minus_peer_s']:+.2f} s; fallbacks - docker: {result['fallbacks_minus_docker_s']:+.2f} s",
     ])
     (args.out / "bench_docker_overhead.md").write_text(table + "\n")
     print(table)
