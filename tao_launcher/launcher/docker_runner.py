@@ -321,12 +321,14 @@ def _create_attach_start(client, plan: ContainerPlan):
 def supervise(container, output) -> int:
     """Stream the output until the container exits; Ctrl-C/SIGTERM stop it; always remove it."""
     interrupted: List[int] = []
+    deadline = threading.Timer(STOP_GRACE_S, _quietly, (container.kill,))
+    deadline.daemon = True
 
     def on_signal(signum, _frame):
         interrupted.append(signum)
         if len(interrupted) == 1:       # the subtask records "interrupted" in status.json, then exits
             _quietly(container.kill, signal="SIGINT")
-            threading.Timer(STOP_GRACE_S, _quietly, (container.kill,)).start()
+            deadline.start()
         else:                           # a second Ctrl-C: no more waiting
             _quietly(container.kill)
 
@@ -339,6 +341,7 @@ def supervise(container, output) -> int:
                     stream.flush()
         code = container.wait()["StatusCode"]
     finally:
+        deadline.cancel()
         for s, handler in previous.items():
             signal.signal(s, handler)
         _quietly(container.remove, force=True)
@@ -359,7 +362,8 @@ def _quietly(call, *args, **kwargs) -> None:
 
 @dataclass
 class JobInfo:
-    id: str
+    id: str            # short id, as docker ps shows it
+    full_id: str
     name: str
     task: str
     subtask: str
@@ -373,7 +377,7 @@ def list_jobs(client) -> List[JobInfo]:
     jobs = []
     for c in client.containers.list(all=True, filters={"label": JOB_LABEL}):
         labels = c.labels or {}
-        jobs.append(JobInfo(c.short_id, c.name, labels.get("tao.task", "?"), labels.get("tao.subtask", "?"),
+        jobs.append(JobInfo(c.short_id, c.id, c.name, labels.get("tao.task", "?"), labels.get("tao.subtask", "?"),
                             labels.get("tao.started", "?"), c.status, labels.get("tao.results", "")))
     return sorted(jobs, key=lambda j: j.started)
 
@@ -386,15 +390,19 @@ def stop_jobs(client, ids: List[str], stop_all: bool, grace_s: int = 10) -> List
     else:
         chosen = []
         for wanted in ids:
-            matches = [j for j in jobs if j.name == wanted or j.id.startswith(wanted) or
-                       client.containers.get(j.id).id.startswith(wanted)]
+            matches = [j for j in jobs if j.name == wanted or j.full_id.startswith(wanted)]
             if len(matches) != 1:
                 known = ", ".join(j.id for j in jobs) or "none"
                 what = "no tao job" if not matches else "more than one tao job matches"
                 raise UsageError(f"{what} {wanted!r}: 'tao list' shows the running jobs (ids: {known})")
             chosen.append(matches[0])
+    import docker
+
     for job in chosen:
-        container = client.containers.get(job.id)
+        try:
+            container = client.containers.get(job.full_id)
+        except docker.errors.NotFound:   # it ended between the listing and now
+            continue
         _quietly(container.stop, timeout=grace_s)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:  # the launcher that ran it removes it too; either may win
