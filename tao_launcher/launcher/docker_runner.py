@@ -15,7 +15,8 @@ equivalent ``docker run`` line):
   the results folder belongs to the user (the image sets HOME and the caches to /tmp);
 - the key as a file readable only by that user, bind-mounted read-only at ``/run/secrets/tao_key``
   and named by ``TAO_KEY_FILE``: it is in no environment variable, argument or log, so
-  ``docker inspect`` and the process list show only the path; the file is deleted afterwards;
+  ``docker inspect`` and the process list show only the path; the file is deleted as soon as
+  the container has started (the bind mount keeps it readable inside);
 - GPUs as a device request: ``-g N`` asks for N, ``--gpu-index``/``gpu_ids`` for given ones;
 - labels (``tao.*``) that ``tao list`` and ``tao stop`` read; ``--init`` so that signals reach
   the entrypoint and worker processes are reaped.
@@ -238,7 +239,6 @@ def key_file(key: Optional[str], user: str) -> Iterator[Optional[str]]:
 
 class DockerRunner(Runner):
     name = "docker"
-    available = True
 
     def dry_run(self, job: Job, mounts: MountsConfig) -> str:
         from tao_launcher.launcher.images import image_for
@@ -260,6 +260,8 @@ class DockerRunner(Runner):
         with key_file(job.key, user) as key_path:
             plan = plan_container(job, mounts, image, key_path)
             container, output = start_container(client, plan)
+            if key_path:   # the started container's bind mount keeps the file; no copy stays on disk
+                shutil.rmtree(os.path.dirname(key_path), ignore_errors=True)
             return supervise(container, output)
 
 

@@ -244,6 +244,7 @@ def test_list_shows_the_job_and_stop_ends_it(engine, workspace):
         mounts = {m["Destination"]: m for m in container.attrs["Mounts"]}
         assert mounts["/sample"]["RW"] is False and mounts["/results"]["RW"] is True
         assert mounts["/run/secrets/tao_key"]["RW"] is False
+        assert not Path(mounts["/run/secrets/tao_key"]["Source"]).exists()   # deleted once the container started
         assert host["ShmSize"] == 16 * 1024 ** 3 and host["Init"] is True
         assert config["User"] == f"{os.getuid()}:{os.getgid()}"
         wait_until(lambda: (workspace / "results" / "long" / "status.json").exists(), proc, "status.json")
