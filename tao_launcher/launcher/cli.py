@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import os
 import sys
-from pathlib import Path
-from typing import List, Optional
 
 import click
 
 from tao_launcher import __version__
 from tao_launcher.errors import EXIT_INTERRUPTED, TaoError, UsageError
-from tao_launcher.launcher.tasks import SUBTASKS, TASKS
+from tao_launcher.launcher.tasks import TASKS
 
 SUBTASK_HELP = {
     "download_specs": "copy the default spec files of the task into -o DIR",
@@ -136,10 +133,9 @@ def main():
 @main.command(help="show the version, the runner that would be used and the mounts")
 @click.option("--runner", type=click.Choice(["docker", "local"]), help=RUNNER_HELP)
 def info(runner):
+    from tao_launcher.launcher.images import config_file_path, image_for
     from tao_launcher.launcher.mounts import load_mounts, mounts_file_path
     from tao_launcher.launcher.runners import select_runner
-
-    from tao_launcher.launcher.images import config_file_path, image_for
 
     mounts = load_mounts()
     images = {name: image_for(task) for name, task in TASKS.items() if task.available}

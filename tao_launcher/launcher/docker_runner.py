@@ -36,7 +36,6 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from tao_launcher import __version__
@@ -188,13 +187,19 @@ class ContainerPlan:
             args += ["--label", f"{name}={value}"]
         return " ".join(shlex.quote(a) for a in args + [self.image, *self.command])
 
+    def mount_key(self, key_file: str) -> None:
+        """Bind the key file read-only where the entrypoint looks (``TAO_KEY_FILE``)."""
+        self.volumes.append((key_file, CONTAINER_KEY_FILE, True))
+        self.environment[KEY_FILE_ENV] = CONTAINER_KEY_FILE
 
-def plan_container(job: Job, mounts: MountsConfig, image: str, key_file: Optional[str]) -> ContainerPlan:
+
+def plan_container(job: Job, mounts: MountsConfig) -> ContainerPlan:
+    """The container for ``job`` (its image resolved by submit), without the key file."""
     options = mounts.docker_options
     user_ulimits = {str(k): int(v) for k, v in (options.get("ulimits") or {}).items()}
     host_results = PathMap(mounts.mounts).to_host(job.results or job.output or "")
-    plan = ContainerPlan(
-        image=image, command=job.entrypoint_args(),
+    return ContainerPlan(
+        image=job.image, command=job.entrypoint_args(),
         name=f"tao-{job.task}-{job.subtask}-{secrets.token_hex(3)}".replace("_", "-"),
         user=str(options.get("user") or f"{os.getuid()}:{os.getgid()}"),
         volumes=[(str(m.source), m.destination, m.read_only) for m in mounts.mounts],
@@ -210,10 +215,6 @@ def plan_container(job: Job, mounts: MountsConfig, image: str, key_file: Optiona
         tty=bool(options.get("tty", False)),
         gpu_count=job.gpus, gpu_ids=[str(i) for i in (job.gpu_ids or options.get("gpu_ids") or [])],
     )
-    if key_file:
-        plan.volumes.append((key_file, CONTAINER_KEY_FILE, True))
-        plan.environment[KEY_FILE_ENV] = CONTAINER_KEY_FILE
-    return plan
 
 
 @contextmanager
@@ -241,24 +242,22 @@ class DockerRunner(Runner):
     name = "docker"
 
     def dry_run(self, job: Job, mounts: MountsConfig) -> str:
-        from tao_launcher.launcher.images import image_for
-        from tao_launcher.launcher.tasks import TASKS
-
-        plan = plan_container(job, mounts, image_for(TASKS[job.task]), "KEY_FILE" if job.key else None)
+        plan = plan_container(job, mounts)
+        if job.key:
+            plan.mount_key("KEY_FILE")
         return plan.docker_run_line()
 
     def run(self, job: Job, mounts: MountsConfig) -> int:
-        from tao_launcher.launcher.images import image_for, version_warning
-        from tao_launcher.launcher.tasks import TASKS
+        from tao_launcher.launcher.images import version_warning
 
         client = connect()
-        image = image_for(TASKS[job.task])
-        warning = version_warning(image, image_labels(client, image))
+        warning = version_warning(job.image, image_labels(client, job.image))
         if warning:
             print(f"tao: warning: {warning}", file=sys.stderr, flush=True)
-        user = str(mounts.docker_options.get("user") or f"{os.getuid()}:{os.getgid()}")
-        with key_file(job.key, user) as key_path:
-            plan = plan_container(job, mounts, image, key_path)
+        plan = plan_container(job, mounts)
+        with key_file(job.key, plan.user) as key_path:
+            if key_path:
+                plan.mount_key(key_path)
             container, output = start_container(client, plan)
             if key_path:   # the started container's bind mount keeps the file; no copy stays on disk
                 shutil.rmtree(os.path.dirname(key_path), ignore_errors=True)
@@ -386,6 +385,8 @@ def list_jobs(client) -> List[JobInfo]:
 
 def stop_jobs(client, ids: List[str], stop_all: bool, grace_s: int = 10) -> List[JobInfo]:
     """Stop (SIGTERM, then SIGKILL after ``grace_s``) and remove the named tao jobs, or all of them."""
+    import docker
+
     jobs = list_jobs(client)
     if stop_all:
         chosen = jobs
@@ -398,8 +399,6 @@ def stop_jobs(client, ids: List[str], stop_all: bool, grace_s: int = 10) -> List
                 what = "no tao job" if not matches else "more than one tao job matches"
                 raise UsageError(f"{what} {wanted!r}: 'tao list' shows the running jobs (ids: {known})")
             chosen.append(matches[0])
-    import docker
-
     for job in chosen:
         try:
             container = client.containers.get(job.full_id)

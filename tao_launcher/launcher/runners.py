@@ -38,6 +38,7 @@ class Job:
     overwrite: bool = False
     overrides: List[str] = field(default_factory=list)
     key: Optional[str] = field(default=None, repr=False)
+    image: Optional[str] = None   # the container image (images.image_for), resolved once by submit
 
     def entrypoint_args(self) -> List[str]:
         args = [self.task, self.subtask]

@@ -44,9 +44,10 @@ def submit(task, subtask: str, schema, *, spec: Optional[str], results: Optional
 
     mounts = load_mounts()
     from tao_launcher.launcher.images import image_for
-    chosen = select_runner(runner, mounts, image_for(task))
+    image = image_for(task)
+    chosen = select_runner(runner, mounts, image)
     to_container = container_view(mounts, chosen.name)
-    job = Job(task=task.name, subtask=subtask, gpus=gpus, gpu_ids=gpu_ids, overwrite=overwrite, key=key,
+    job = Job(task=task.name, subtask=subtask, gpus=gpus, gpu_ids=gpu_ids, overwrite=overwrite, key=key, image=image,
               spec=to_container(spec, "spec file (-e)"), results=to_container(results, "results folder (-r)"),
               model=to_container(model, "model (-m)"), output=to_container(output, "output folder (-o)"))
     job.overrides = map_overrides(schema, overrides, to_container)
