@@ -98,18 +98,17 @@ def _alive_here(status: Dict[str, Any]) -> bool:
     pid = status.get("pid")
     if status.get("host") != socket.gethostname() or not isinstance(pid, int) or pid == os.getpid():
         return False
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if cmdline.parent.parent.is_dir() and Path("/proc/self").exists():  # Linux: guard against pid reuse
+    if Path("/proc/self").exists():  # Linux: the command line guards against a reused pid
         try:
-            return b"tao_launcher" in cmdline.read_bytes()
+            return b"tao_launcher" in Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # alive, another user's
+        pass
     return True
 
 

@@ -30,10 +30,12 @@ from tao_launcher.errors import DataError, UsageError
 log = logging.getLogger("tao.text_classification")
 HEADER = ("sentence", "label")
 SENTIMENT_LABELS = ["negative", "positive"]
+# how to fix a label out of range; finetune names the model's label set instead
+LABEL_RANGE_FIX = "fix the line or set model.dataset.num_classes"
 
 
 def read_examples(path: str | Path, num_samples: int = -1, num_classes: Optional[int] = None,
-                  range_fix: str = "fix the line or set model.dataset.num_classes",
+                  range_fix: str = LABEL_RANGE_FIX,
                   ) -> Tuple[List[str], List[int]]:
     """Read ``sentence<TAB>label`` lines; a bad line is a DataError naming file:line and the fix."""
     path = Path(path)

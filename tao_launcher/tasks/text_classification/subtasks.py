@@ -94,7 +94,7 @@ def _loader(ids: List[List[int]], labels: List[int], batch_size: int, shuffle: b
 
 
 def _fit_and_save(net: TextClassifier, tokenizer, config: Dict, train_ds, val_ds, spec, run,
-                  range_fix: str = "fix the line or set model.dataset.num_classes") -> Dict:
+                  range_fix: str = data.LABEL_RANGE_FIX) -> Dict:
     """The one training path of train and finetune: data, Lightning fit, final archive."""
     label_names = config["label_names"]
     num_classes = config["num_classes"]
@@ -146,7 +146,7 @@ def load_encoder_checkpoint(encoder, path: Path) -> None:
         weights = load_file(str(path))
     except SafetensorError as err:
         raise UsageError(f"lm_checkpoint {path} is not a safetensors file ({err})") from None
-    # not used by us: the pooler (we read [CLS]) and position_ids (a buffer newer transformers rebuild)
+    # not used by us: the pooler (the head pools the hidden states itself) and position_ids (a buffer newer transformers rebuild)
     ignored = ("pooler.",) if getattr(encoder, "pooler", None) is None else ()
     weights = {k: v for k, v in weights.items() if not k.startswith(ignored) and not k.endswith("position_ids")}
     try:
