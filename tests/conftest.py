@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -28,9 +30,11 @@ def tao_env(tmp_home: Path | None = None, **extra: str) -> dict:
 
 
 def tao(*args: str, env: dict | None = None, timeout: float = 600, check: bool = False,
-        cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run `tao ARGS...` as a user would; returns the finished process with text output."""
-    proc = subprocess.run(TAO + [str(a) for a in args], env=env or tao_env(), capture_output=True, text=True,
+        cwd: Path | None = None, launcher: list = TAO) -> subprocess.CompletedProcess:
+    """Run `tao ARGS...` as a user would; returns the finished process with text output.
+
+    ``launcher`` is the command that starts tao (another user's, in the Docker tests)."""
+    proc = subprocess.run(launcher + [str(a) for a in args], env=env or tao_env(), capture_output=True, text=True,
                           timeout=timeout, cwd=cwd)
     if check and proc.returncode != 0:
         raise AssertionError(f"tao {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
@@ -42,6 +46,24 @@ def dataset(name: str) -> Path:
     if not path.exists():
         pytest.skip(f"real dataset {path} is absent (the benchmark data lives in ../shared/datasets)")
     return path
+
+
+def wait_until(condition, proc: subprocess.Popen, what: str, timeout: float = 300):
+    """Poll ``condition()`` until it is true (and return it) while ``proc`` still runs."""
+    deadline = time.time() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert proc.poll() is None, f"tao ended before {what}:\n{proc.stdout.read()}"
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.3)
+
+
+def readme_script(heading: str) -> str:
+    """The first bash block of the README section ``heading``, to run exactly as written."""
+    section = (REPO / "README.md").read_text().split(heading, 1)[1]
+    return re.search(r"```bash\n(.*?)```", section, re.S).group(1)
 
 
 @pytest.fixture(scope="session")
@@ -56,8 +78,10 @@ def sample_data(tmp_path_factory) -> Path:
 TRAIN_FAST = ["trainer.max_epochs=1", "trainer.enable_progress_bar=false", "training_ds.batch_size=16"]
 
 
-def train_args(data: Path, results: Path, *extra: str) -> list:
-    return ["text_classification", "train", "-r", results, "-k", KEY, "model.dataset.num_classes=2",
+def train_args(data: Path, results: Path, *extra: str, key_flag: bool = True) -> list:
+    """A short train on ``data`` (container or host paths); ``key_flag=False`` leaves the key to TAO_KEY."""
+    return ["text_classification", "train", "-r", results, *(["-k", KEY] if key_flag else []),
+            "model.dataset.num_classes=2",
             f"training_ds.file_path={data / 'train.tsv'}", f"validation_ds.file_path={data / 'dev.tsv'}",
             f"model.class_labels.class_labels_file={data / 'labels.txt'}", *TRAIN_FAST, *extra]
 

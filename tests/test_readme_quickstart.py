@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
-from pathlib import Path
 
-from conftest import REPO
-
-
-def quickstart_script() -> str:
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("## Quickstart", 1)[1]
-    return re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+from conftest import REPO, readme_script
 
 
 def test_readme_quickstart_runs_end_to_end(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAO_") and k != "VIRTUAL_ENV"}
     env.update(HOME=str(tmp_path), TAO_RUNNER="local", HF_HUB_OFFLINE="1")
-    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", quickstart_script()], cwd=REPO, env=env,
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", readme_script("## Quickstart")], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-4000:]
     w = tmp_path / "tao-quickstart"

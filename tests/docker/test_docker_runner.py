@@ -26,7 +26,8 @@ from pathlib import Path
 import pytest
 
 import tao_launcher
-from conftest import KEY, REPO, SAMPLE, TAO, TRAIN_FAST
+from conftest import KEY, REPO, SAMPLE, TAO, readme_script, tao, tao_env, wait_until
+from conftest import train_args as conftest_train_args
 from tao_launcher.launcher.tasks import TASKS
 
 TC = "text_classification"
@@ -80,11 +81,8 @@ def workspace(engine):
 
 
 def env_for(root: Path, **extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TAO_")}
-    env.update(HOME=str(root / "home"), TAO_MOUNTS_FILE=str(root / "mounts.json"), TAO_RUNNER="docker",
-               PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
-    env.update(extra)
-    return env
+    return tao_env(root / "home", **{"TAO_MOUNTS_FILE": str(root / "mounts.json"), "TAO_RUNNER": "docker",
+                                     "PYTHONDONTWRITEBYTECODE": "1", **extra})
 
 
 def as_user(uid: int, groups: list) -> list:
@@ -98,11 +96,6 @@ def as_user(uid: int, groups: list) -> list:
 def user_env(root: Path, **extra) -> dict:
     site = sysconfig.get_paths()["purelib"]
     return env_for(root, PYTHONPATH=f"{REPO}:{site}", **extra)
-
-
-def tao(*args, env: dict, command=None, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run((command or TAO) + [str(a) for a in args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
 
 
 def out(proc) -> str:
@@ -122,9 +115,7 @@ def has_nvidia_runtime(client) -> bool:
 
 
 def train_args(results: str, *extra: str, key_flag: bool = True) -> list:
-    return [TC, "train", "-r", results, *(["-k", KEY] if key_flag else []), "model.dataset.num_classes=2",
-            "training_ds.file_path=/data/sst2/train.tsv", "validation_ds.file_path=/data/sst2/dev.tsv",
-            "model.class_labels.class_labels_file=/data/sst2/labels.txt", *TRAIN_FAST, *extra]
+    return conftest_train_args(Path("/data/sst2"), results, *extra, key_flag=key_flag)
 
 
 CONVERT = [TC, "dataset_convert", "-r", "/results/convert", "source_data_dir=/sample", "target_data_dir=/data/sst2"]
@@ -166,9 +157,9 @@ def test_a_non_root_user_owns_everything_the_container_writes(engine, workspace)
         os.chown(workspace / name, OTHER_UID, OTHER_UID)
     command = as_user(OTHER_UID, [socket_gid()])
     env = user_env(workspace)
-    convert = tao(*CONVERT, env=env, command=command)
+    convert = tao(*CONVERT, env=env, launcher=command)
     assert convert.returncode == 0, out(convert)
-    train = tao(*train_args("/results/train", "trainer.max_steps=2"), env=env, command=command)
+    train = tao(*train_args("/results/train", "trainer.max_steps=2"), env=env, launcher=command)
     assert train.returncode == 0, out(train)
     assert (workspace / "results" / "train" / "checkpoints" / "trained-model.tao").is_file()
     assert owners(workspace / "results") == {OTHER_UID}
@@ -178,7 +169,7 @@ def test_a_non_root_user_owns_everything_the_container_writes(engine, workspace)
 
 def test_socket_permission_denied_says_how_to_fix_it(engine, workspace):
     os.chown(workspace / "home", OTHER_UID, OTHER_UID)
-    proc = tao(*CONVERT, env=user_env(workspace), command=as_user(OTHER_UID, []))
+    proc = tao(*CONVERT, env=user_env(workspace), launcher=as_user(OTHER_UID, []))
     assert proc.returncode == 2, out(proc)
     assert "permission denied on the Docker socket /var/run/docker.sock" in proc.stderr
     assert "usermod -aG docker" in proc.stderr and "--runner local" in proc.stderr
@@ -196,22 +187,11 @@ def start_long_train(workspace: Path) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, text=True)
 
 
-def wait_until(condition, proc: subprocess.Popen, what: str, timeout: float = 240):
-    deadline = time.time() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert proc.poll() is None, f"tao ended before {what}:\n{proc.stdout.read()}"
-        assert time.time() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.3)
-
-
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_stops_and_removes_the_container_and_exits_130(engine, workspace, signum):
     proc = start_long_train(workspace)
     results = workspace / "results" / "long"
-    wait_until(lambda: (results / "checkpoints" / "last.ckpt").exists(), proc, "the first checkpoint")
+    wait_until(lambda: (results / "checkpoints" / "last.ckpt").exists(), proc, "the first checkpoint", timeout=240)
     assert len(tao_jobs(engine)) == 1
     proc.send_signal(signum)
     sent = time.monotonic()
@@ -228,7 +208,7 @@ def test_list_shows_the_job_and_stop_ends_it(engine, workspace):
     proc = start_long_train(workspace)
     try:
         row = wait_until(lambda: [line for line in tao("list", env=env).stdout.splitlines()[1:]
-                                  if " train " in line and " running " in line], proc, "the job in tao list")
+                                  if " train " in line and " running " in line], proc, "the job in tao list", timeout=240)
         job_id, task, subtask, started, status_, results = row[0].split()
         assert (task, subtask, status_) == (TC, "train", "running")
         assert results == str(workspace / "results" / "long") and started.endswith("Z")
@@ -247,7 +227,7 @@ def test_list_shows_the_job_and_stop_ends_it(engine, workspace):
         assert not Path(mounts["/run/secrets/tao_key"]["Source"]).exists()   # deleted once the container started
         assert host["ShmSize"] == 16 * 1024 ** 3 and host["Init"] is True
         assert config["User"] == f"{os.getuid()}:{os.getgid()}"
-        wait_until(lambda: (workspace / "results" / "long" / "status.json").exists(), proc, "status.json")
+        wait_until(lambda: (workspace / "results" / "long" / "status.json").exists(), proc, "status.json", timeout=240)
         assert KEY not in container.top(ps_args="-ef").__repr__()
         for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
             try:
@@ -328,10 +308,7 @@ def test_an_image_of_another_version_gets_a_warning(engine, workspace):
 
 
 def test_readme_container_section_runs_as_written(engine, tmp_path):
-    import re
-
-    section = (REPO / "README.md").read_text().split("## The same in containers", 1)[1]
-    script = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    script = readme_script("## The same in containers")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAO_") and k != "VIRTUAL_ENV"}
     env.update(HOME=str(tmp_path))
     proc = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=REPO, env=env, capture_output=True,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import KEY, TAO, dataset, tao, tao_env, train_args
+from conftest import KEY, TAO, dataset, tao, tao_env, train_args, wait_until
 
 TC = "text_classification"
 
@@ -240,18 +240,10 @@ def _start_train(sample_data, results: Path, *extra: str) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, text=True)
 
 
-def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
-    deadline = time.time() + timeout
-    while not path.exists():
-        assert proc.poll() is None, f"train ended before {path} appeared:\n{proc.stdout.read()}"
-        assert time.time() < deadline, f"{path} did not appear"
-        time.sleep(0.2)
-
-
 def test_kill_9_during_train_then_same_command_resumes_and_finishes(sample_data, tmp_path):
     results = tmp_path / "r"
     proc = _start_train(sample_data, results)
-    _wait_for(results / "checkpoints" / "last.ckpt", proc)
+    wait_until((results / "checkpoints" / "last.ckpt").exists, proc, "the first checkpoint")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     time.sleep(1)  # the entrypoint dies with the launcher (PDEATHSIG)
@@ -284,7 +276,7 @@ def _entrypoint_command_lines() -> list:
 def test_sigint_during_train_exits_130_and_marks_the_run_interrupted(sample_data, tmp_path):
     results = tmp_path / "r"
     proc = _start_train(sample_data, results)
-    _wait_for(results / "checkpoints" / "last.ckpt", proc)
+    wait_until((results / "checkpoints" / "last.ckpt").exists, proc, "the first checkpoint")
     running = _entrypoint_command_lines()
     assert running and not any(KEY in line for line in running)  # the key is not in the process list
     proc.send_signal(signal.SIGINT)
