@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import tao_launcher
-    from tao_launcher.launcher.tasks import TASKS
+    from tao_launcher.registry import TASKS
 
     work = Path(tempfile.mkdtemp(prefix="tao-bench-docker-"))
     (work / "bench").mkdir()

@@ -1,40 +1,27 @@
 """The in-container entrypoint: ``python -m tao_launcher.entrypoint TASK SUBTASK [flags] [key=value ...]``.
 
 Both runners call it with the same arguments. It resolves the spec, prepares the results
-folder, runs the subtask function of the task's ``subtasks`` module and records the outcome
-in ``status.json``. The key comes from ``TAO_KEY`` or the file named by ``TAO_KEY_FILE``,
+folder, seeds the run (the one place where that happens), runs the subtask function that the
+registry names and records the outcome in ``status.json``. The key comes from ``TAO_KEY`` or the file named by ``TAO_KEY_FILE``,
 never from the command line; ``TAO_PATH_MAP`` (local runner) maps container paths to host paths.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import signal
 import sys
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
 from tao_launcher.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, TaoError, UsageError
+from tao_launcher.registry import RunContext
 
 log = logging.getLogger("tao")
 RESUMABLE = {"train", "finetune"}
-
-
-@dataclass
-class RunContext:
-    """What a subtask function gets besides its spec."""
-
-    task: str
-    subtask: str
-    results: "ResultsFolder"  # noqa: F821
-    key: Optional[str]
-    model: Optional[Path]
-    gpus: int
 
 
 def read_key() -> Optional[str]:
@@ -76,7 +63,7 @@ def run(argv: List[str]) -> int:
         signal.signal(sig, on_signal)
 
     from tao_launcher.launcher.mounts import PathMap
-    from tao_launcher.launcher.tasks import TASKS
+    from tao_launcher.registry import TASKS
 
     args = parse_args(argv)
     to_host = PathMap.from_json(os.environ.get("TAO_PATH_MAP", "[]")).to_host
@@ -90,7 +77,10 @@ def run(argv: List[str]) -> int:
         return EXIT_OK
 
     from tao_launcher.spec.load import map_paths, resolve_spec, to_dict
-    schema = importlib.import_module(task.package + ".spec").SUBTASK_SPECS[args.subtask]
+    if not task.available:
+        raise UsageError(f"{task.name} is planned, not available yet: 'tao --help' lists the available tasks")
+    subtask = task.subtasks[args.subtask]
+    schema = subtask.schema()
     spec_file = Path(to_host(args.spec)) if args.spec else None
     spec = resolve_spec(schema, spec_file, args.overrides)
     map_paths(spec, to_host)
@@ -112,8 +102,12 @@ def run(argv: List[str]) -> int:
             saved["encryption_key"] = MASK
         results.save_spec(yaml.safe_dump(saved, sort_keys=False))
         context = RunContext(task.name, args.subtask, results, key, model, args.gpus)
-        module = importlib.import_module(task.package + ".subtasks")
-        getattr(module, args.subtask)(spec, context)
+        function = subtask.function()
+        trainer_spec = getattr(spec, "trainer", None)
+        if trainer_spec is not None:  # before the subtask draws any weights: heads, dropout, shuffling
+            from tao_launcher.core.trainer import seed_everything
+            seed_everything(trainer_spec.seed)
+        function(spec, context)
     except BaseException as err:
         # Lightning turns Ctrl-C into its own shutdown and sys.exit(1): the signal decides, not the exception
         if interrupted or isinstance(err, KeyboardInterrupt):

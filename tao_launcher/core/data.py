@@ -1,4 +1,4 @@
-"""Batching shared by the text tasks: length-bucketed batches with padding to the batch's longest.
+"""Batching shared by every task: length-bucketed batches, padding to the batch's longest, the DataModule.
 
 Sorting sentences by length inside large windows before cutting batches means a batch
 pads only to lengths that are close together, which is most of the speed of training and
@@ -8,8 +8,9 @@ inference on short sentences; the order of batches is still shuffled every epoch
 from __future__ import annotations
 
 import random
-from typing import Dict, Iterator, List, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
+import pytorch_lightning as pl
 import torch
 
 WINDOW_BATCHES = 50  # sort by length inside windows of this many batches
@@ -77,6 +78,76 @@ def pad_batch(sequences: List[List[int]], pad_id: int) -> Dict[str, torch.Tensor
         ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
         mask[row, :len(seq)] = 1
     return {"input_ids": ids, "attention_mask": mask}
+
+
+IGNORE_INDEX = -100  # label of positions that carry no target (sub-tokens, padding, special tokens)
+
+
+def pad_value(key: str, pad_id: int) -> int:
+    """input_ids pad with the tokenizer's pad id, any ``*labels`` with IGNORE_INDEX, the rest with 0."""
+    if key == "input_ids":
+        return pad_id
+    return IGNORE_INDEX if key.endswith("labels") else 0
+
+
+def collate_examples(examples: List[Dict[str, Any]], pad_id: int) -> Dict[str, torch.Tensor]:
+    """Stack encoded examples into a batch: sequence fields padded to the longest, scalars stacked.
+
+    An example is a dict with ``input_ids`` (list of ints) and any of: ``token_type_ids`` and
+    per-token ``*labels`` (lists, as long as ``input_ids``), or scalar fields (an int: a sentence label).
+    ``attention_mask`` is derived from ``input_ids``.
+    """
+    batch = pad_batch([e["input_ids"] for e in examples], pad_id)
+    longest = batch["input_ids"].shape[1]
+    for key in examples[0]:
+        if key == "input_ids":
+            continue
+        values = [e[key] for e in examples]
+        if isinstance(values[0], (list, tuple)):
+            out = torch.full((len(values), longest), pad_value(key, pad_id), dtype=torch.long)
+            for row, seq in enumerate(values):
+                out[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+            batch[key] = out
+        else:
+            batch[key] = torch.tensor(values, dtype=torch.float if isinstance(values[0], float) else torch.long)
+    return batch
+
+
+class BucketedDataModule(pl.LightningDataModule):
+    """Train and validation loaders over encoded examples, with length-bucketed batches.
+
+    Loaders are built when Lightning asks, after DDP has given each process its rank, so each
+    rank reads its own share. The training loader is resumable (its position goes into checkpoints).
+    ``train`` and ``val`` are lists of examples as ``collate_examples`` takes them.
+    """
+
+    def __init__(self, train: List[Dict[str, Any]], val: List[Dict[str, Any]], *, pad_id: int, seed: int,
+                 train_batch_size: int, val_batch_size: int, shuffle: bool = True, train_num_workers: int = 0,
+                 val_num_workers: int = 0, collate: Optional[Callable] = None):
+        super().__init__()
+        self.examples = {"train": train, "validation": val}
+        self.pad_id = pad_id
+        self.seed = seed
+        self.batch_sizes = {"train": train_batch_size, "validation": val_batch_size}
+        self.shuffle = shuffle
+        self.num_workers = {"train": train_num_workers, "validation": val_num_workers}
+        self.collate = collate or (lambda batch: collate_examples(batch, pad_id))
+
+    def _loader(self, split: str, loader_cls=torch.utils.data.DataLoader):
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        examples = self.examples[split]
+        sampler = LengthBucketBatchSampler([len(e["input_ids"]) for e in examples], self.batch_sizes[split],
+                                           self.shuffle and split == "train", self.seed, rank, world)
+        return loader_cls(examples, batch_sampler=sampler, collate_fn=self.collate, num_workers=self.num_workers[split])
+
+    def train_dataloader(self):
+        from tao_launcher.core.trainer import ResumableDataLoader
+
+        return self._loader("train", ResumableDataLoader)
+
+    def val_dataloader(self):
+        return self._loader("validation")
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> List[List[int]]:

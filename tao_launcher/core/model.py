@@ -44,6 +44,14 @@ class TaoModule(pl.LightningModule):
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
+    def log_training(self, loss, batch) -> None:
+        """train_loss on the progress bar and the learning rate, for every task the same way."""
+        from tao_launcher.core.trainer import batch_size_of
+
+        rows = batch_size_of(batch)
+        self.log("train_loss", loss, prog_bar=True, batch_size=rows)
+        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=rows)
+
 
 def write_model_archive(dest: Path, key: str, *, kind: str, task: str, metrics: Optional[Dict[str, Any]],
                         write_payload: Callable[[Path], None]) -> None:

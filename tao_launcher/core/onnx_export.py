@@ -1,6 +1,8 @@
-"""ONNX export with dynamic batch and sequence axes, and the Riva ServiceMaker config.
+"""ONNX export of a network that describes its own export, and the Riva ServiceMaker config.
 
-Uses the TorchScript-based exporter (``dynamo=False``): it needs no extra packages and
+The network names its inputs and outputs (``input_names``, ``output_names``), their dynamic
+axes (``export_axes()``), example inputs (``example_inputs()``) and output shapes
+(``output_dims()``), as NeMo's ``Exportable`` does; nothing here knows a task. Uses the TorchScript-based exporter (``dynamo=False``): it needs no extra packages and
 handles the Hugging Face encoders; the graph is checked with ``onnx.checker``. The network is
 traced with eager attention (see ``_use_eager_attention``); export is the last use of ``net``.
 """
@@ -9,25 +11,20 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Dict, List
 
 import torch
 
 
-def export_onnx(net: torch.nn.Module, path: Path, *, input_names: List[str], output_names: List[str],
-                vocab_size: int, opset: int = 17) -> None:
+def export_onnx(net: torch.nn.Module, path: Path, *, opset: int = 17) -> None:
     import onnx
 
     net.eval()
     _use_eager_attention(net)
-    sample = tuple(torch.ones((2, 8), dtype=torch.long) for _ in input_names)
-    sample[0][:] = torch.randint(0, vocab_size, (2, 8))
-    axes = {name: {0: "batch", 1: "sequence"} for name in input_names}
-    axes.update({name: {0: "batch"} for name in output_names})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(net, sample, str(path), input_names=input_names, output_names=output_names,
-                          dynamic_axes=axes, opset_version=opset, dynamo=False, do_constant_folding=True)
+        torch.onnx.export(net, net.example_inputs(), str(path), input_names=list(net.input_names),
+                          output_names=list(net.output_names), dynamic_axes=net.export_axes(),
+                          opset_version=opset, dynamo=False, do_constant_folding=True)
     onnx.checker.check_model(str(path))
 
 
@@ -44,15 +41,17 @@ def _use_eager_attention(net: torch.nn.Module) -> None:
             return
 
 
-def riva_config(task: str, config: Dict) -> str:
-    """What riva-build reads next to model.onnx: task, inputs, outputs, labels, tokenizer settings."""
+def riva_config(task: str, net) -> str:
+    """What riva-build reads next to model.onnx: task, inputs, outputs, label files, tokenizer settings."""
     import yaml
 
+    dims = net.output_dims()
+    labels = list(net.artifacts())
     return yaml.safe_dump({
         "riva_model": {"task": task, "model_file": "model.onnx", "format": "onnx",
-                       "inputs": [{"name": "input_ids", "dtype": "int64", "dims": [-1, -1]},
-                                  {"name": "attention_mask", "dtype": "int64", "dims": [-1, -1]}],
-                       "outputs": [{"name": "logits", "dtype": "float32", "dims": [-1, config["num_classes"]]}],
-                       "labels_file": "labels.txt", "tokenizer_dir": "tokenizer",
-                       "max_seq_length": config["max_seq_length"]},
+                       "inputs": [{"name": name, "dtype": "int64", "dims": [-1, -1]} for name in net.input_names],
+                       "outputs": [{"name": name, "dtype": "float32", "dims": dims[name]} for name in net.output_names],
+                       **({"labels_file": labels[0]} if len(labels) == 1 else {"labels_files": labels}),
+                       "tokenizer_dir": "tokenizer",
+                       "max_seq_length": net.model_config["max_seq_length"]},
     }, sort_keys=False)

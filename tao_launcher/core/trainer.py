@@ -30,7 +30,14 @@ METRICS_FILE = "metrics.csv"
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write checkpoints to a temp file and rename, so a killed run never leaves half a checkpoint."""
+    """Write checkpoints to a temp file and rename, so a killed run never leaves half a checkpoint.
+
+    Resume reads them with ``weights_only=True``: tensors and plain containers only, no pickled
+    code, so a planted ``last.ckpt`` cannot run anything.
+    """
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None) -> Dict[str, Any]:
+        return torch.load(path, map_location=map_location or "cpu", weights_only=True)
 
     def save_checkpoint(self, checkpoint: Dict[str, Any], path, storage_options=None) -> None:
         path = Path(path)
@@ -87,13 +94,13 @@ class ResumableCheckpoint(pl.Callback):
 class MetricsLog(pl.Callback):
     """metrics.csv (one row per validation) and the latest metrics in status.json.
 
-    ``train_sentences_per_sec`` is training sentences over the wall time of the training
-    loop (data loading included, validation excluded).
+    ``train_samples_per_sec`` is training samples (the rows of a batch: sentences, windows,
+    utterances) over the wall time of the training loop (data loading included, validation excluded).
     """
 
     def __init__(self, results: ResultsFolder):
         self.results = results
-        self.sentences = 0
+        self.samples = 0
         self.seconds = 0.0
         self._t0 = None
         self.validated_step = None
@@ -103,7 +110,7 @@ class MetricsLog(pl.Callback):
             self._t0 = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.sentences += len(batch["labels"]) * trainer.world_size
+        self.samples += batch_size_of(batch) * trainer.world_size
 
     def on_validation_start(self, trainer, pl_module):
         if self._t0 is not None:
@@ -117,7 +124,7 @@ class MetricsLog(pl.Callback):
         row = {"epoch": trainer.current_epoch, "step": trainer.global_step}
         row.update({k: round(float(v), 6) for k, v in trainer.callback_metrics.items() if v.numel() == 1})
         if self.seconds:
-            row["train_sentences_per_sec"] = round(self.sentences / self.seconds, 2)
+            row["train_samples_per_sec"] = round(self.samples / self.seconds, 2)
         path = self.results.path / METRICS_FILE
         new = not path.exists()
         with open(path, "a", newline="") as f:
@@ -128,6 +135,12 @@ class MetricsLog(pl.Callback):
         self.results.record({k: v for k, v in row.items()})
         log.info("epoch %d step %d: %s", row["epoch"], row["step"],
                  ", ".join(f"{k}={v}" for k, v in row.items() if k not in ("epoch", "step")))
+
+
+def batch_size_of(batch) -> int:
+    """Rows of a batch, whatever the task: the first dimension of its first tensor."""
+    first = next(iter(batch.values())) if isinstance(batch, dict) else batch[0]
+    return int(first.shape[0]) if hasattr(first, "shape") else len(first)
 
 
 def devices_for(gpus: int) -> Dict[str, Any]:
@@ -146,7 +159,7 @@ def devices_for(gpus: int) -> Dict[str, Any]:
 
 
 def seed_everything(seed: int) -> None:
-    """Python, numpy and torch seeds; call before any weights are drawn."""
+    """Python, numpy and torch seeds. Called once, by the entrypoint, before the subtask draws any weights."""
     pl.seed_everything(seed, workers=True, verbose=False)
 
 
@@ -160,7 +173,6 @@ def build_trainer(spec, results: ResultsFolder, gpus: int, callbacks: Optional[L
     placement = devices_for(gpus)
     if spec.precision == "16-mixed" and placement["accelerator"] == "cpu":
         raise UsageError("trainer.precision=16-mixed needs a GPU; on the CPU use 32 or bf16-mixed")
-    seed_everything(spec.seed)
     return pl.Trainer(
         **placement,
         max_epochs=spec.max_epochs,
@@ -183,18 +195,19 @@ def build_trainer(spec, results: ResultsFolder, gpus: int, callbacks: Optional[L
     )
 
 
-def fit(trainer: pl.Trainer, module: pl.LightningModule, results: ResultsFolder) -> None:
+def fit(trainer: pl.Trainer, module: pl.LightningModule, datamodule: pl.LightningDataModule,
+        results: ResultsFolder) -> None:
     """Train, resuming from checkpoints/last.ckpt when the results folder holds an unfinished run."""
     ckpt = results.checkpoints / LAST_CHECKPOINT
     resume = ckpt if (results.resuming or (is_worker_process() and ckpt.exists())) else None
     if resume and not is_worker_process():
-        state = torch.load(resume, map_location="cpu", weights_only=False)
+        state = torch.load(resume, map_location="cpu", weights_only=True)
         log.info("resuming from %s (epoch %d, step %d)", resume, state.get("epoch", 0), state.get("global_step", 0))
         results.record(resumed_from=str(resume))
         del state
     module.train()  # pretrained weights load in eval mode; dropout must be on for training
-    trainer.fit(module, ckpt_path=str(resume) if resume else None)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
     metrics_log = next(c for c in trainer.callbacks if isinstance(c, MetricsLog))
     if not trainer.interrupted and metrics_log.validated_step != trainer.global_step:
         # max_steps can end training mid-epoch, before its validation: the final model is always validated
-        trainer.validate(module, verbose=False)
+        trainer.validate(module, datamodule=datamodule, verbose=False)

@@ -7,14 +7,13 @@ when that subtask is named, so ``tao --help`` stays fast and never imports torch
 from __future__ import annotations
 
 import difflib
-import importlib
 import sys
 
 import click
 
 from tao_launcher import __version__
 from tao_launcher.errors import EXIT_INTERRUPTED, TaoError, UsageError
-from tao_launcher.launcher.tasks import TASKS
+from tao_launcher.registry import TASKS
 
 SUBTASK_HELP = {
     "download_specs": "copy the default spec files of the task into -o DIR",
@@ -88,7 +87,7 @@ def make_subtask_command(task, subtask: str) -> click.Command:
     schema = None
     epilog = ""
     if task.available and subtask != "download_specs":
-        schema = importlib.import_module(task.package + ".spec").SUBTASK_SPECS[subtask]
+        schema = task.subtasks[subtask].schema()
         from tao_launcher.spec.render import render_help
         epilog = ("\b\nSpec fields (set them in the -e file or as key=value):\n" + render_help(schema)
                   + "\n\n\b\nExample:\n  " + schema.example)

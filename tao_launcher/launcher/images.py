@@ -50,7 +50,7 @@ def load_image_overrides() -> Dict[str, str]:
     if not isinstance(images, dict) or not all(isinstance(v, str) and v for v in images.values()):
         raise UsageError(f'{path}: "images" must map a task name (or "default") to an image name, '
                          f'for example {{"default": "tao-launcher:{__version__}-pyt"}}')
-    from tao_launcher.launcher.tasks import TASKS
+    from tao_launcher.registry import TASKS
 
     for name in images:
         if name != "default" and name not in TASKS:

@@ -6,7 +6,6 @@ shipped files and the schemas cannot drift apart (a test checks it).
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Dict, List
 
@@ -16,12 +15,12 @@ from tao_launcher.spec.render import render_yaml
 
 def default_specs(task) -> Dict[str, str]:
     """``{"train.yaml": text, ...}`` for every subtask of ``task`` that takes a spec."""
-    schemas = importlib.import_module(task.package + ".spec").SUBTASK_SPECS
     out = {}
-    for subtask, schema in schemas.items():
-        title = (f"Default spec of `tao {task.name} {subtask}`: every field, its default and what it does.\n"
+    for subtask in task.spec_subtasks():
+        schema = subtask.schema()
+        title = (f"Default spec of `tao {task.name} {subtask.name}`: every field, its default and what it does.\n"
                  f"Override any field on the command line as key=value.\nExample:\n  {schema.example}")
-        out[f"{subtask}.yaml"] = render_yaml(schema, title)
+        out[f"{subtask.name}.yaml"] = render_yaml(schema, title)
     return out
 
 
@@ -45,7 +44,7 @@ def download_specs(task, output: Path, overwrite: bool) -> List[Path]:
 if __name__ == "__main__":  # make specs: regenerate specs/<task>/ for every available task
     import sys
 
-    from tao_launcher.launcher.tasks import TASKS
+    from tao_launcher.registry import TASKS
 
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "specs")
     for task in TASKS.values():

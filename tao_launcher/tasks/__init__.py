@@ -1,5 +1,7 @@
-"""One package per task, each on the shared core (``tao_launcher.core``).
+"""One package per task, each on the shared core (``tao_launcher.core``) and, for the NLP tasks,
+the NLP layer (``tao_launcher.nlp``); ``tao_launcher/registry.py`` lists them.
 
 A task package has ``spec.py`` (schemas per subtask; imports no torch, the launcher reads
-it) and ``subtasks.py`` (one function per subtask, run by the entrypoint).
+it), ``data.py``, ``model.py`` and ``subtasks.py`` (one typed function per subtask, run by the
+entrypoint). docs/adding_a_task.md is the contract.
 """

@@ -28,7 +28,7 @@ import pytest
 import tao_launcher
 from conftest import KEY, REPO, SAMPLE, TAO, readme_script, tao, tao_env, wait_until
 from conftest import train_args as conftest_train_args
-from tao_launcher.launcher.tasks import TASKS
+from tao_launcher.registry import TASKS
 
 TC = "text_classification"
 IMAGE = TASKS[TC].image

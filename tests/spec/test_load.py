@@ -11,7 +11,11 @@ from tao_launcher.spec.load import SpecError, leaf_fields, map_paths, path_keys,
 from tao_launcher.spec.render import render_help, render_yaml
 from tao_launcher.spec.schema import REQUIRED
 from tao_launcher.tasks.text_classification.spec import (
-    SUBTASK_SPECS, DatasetConvertSpec, EvaluateSpec, ExportSpec, InferSpec, TrainSpec)
+    DatasetConvertSpec, EvaluateSpec, ExportSpec, InferSpec, TrainSpec)
+from tao_launcher.registry import TASKS
+
+# every schema of every available task, by "task.subtask": the rendering tests hold for all of them
+SCHEMAS = {f"{t.name}.{s.name}": s.schema() for t in TASKS.values() if t.available for s in t.spec_subtasks()}
 
 TRAIN_REQUIRED = ["model.dataset.num_classes=2", "training_ds.file_path=/data/train.tsv",
                   "validation_ds.file_path=/data/dev.tsv"]
@@ -252,7 +256,7 @@ def test_path_keys():
     assert path_keys(EvaluateSpec) == ["test_ds.file_path"]
     assert path_keys(DatasetConvertSpec) == ["source_data_dir", "target_data_dir"]
     assert path_keys(InferSpec) == ["input_file"]
-    for schema in SUBTASK_SPECS.values():
+    for schema in SCHEMAS.values():
         keys = set(path_keys(schema))
         assert {k for k in leaf_fields(schema) if k.endswith("file_path")} <= keys
         assert not any(k.endswith(("batch_size", "num_samples")) for k in keys)
@@ -269,17 +273,17 @@ def test_map_paths_rewrites_only_set_path_fields():
 
 # ----------------------------------------------------------------------------- rendering
 
-@pytest.mark.parametrize("subtask", sorted(SUBTASK_SPECS))
+@pytest.mark.parametrize("subtask", sorted(SCHEMAS))
 def test_render_yaml_reparses_to_defaults(subtask):
-    schema = SUBTASK_SPECS[subtask]
+    schema = SCHEMAS[subtask]
     text = render_yaml(schema, f"title of {subtask}\nsecond line")
     assert yaml.safe_load(text) == dataclasses.asdict(schema())
     assert text.startswith("# title of")
 
 
-@pytest.mark.parametrize("subtask", sorted(SUBTASK_SPECS))
+@pytest.mark.parametrize("subtask", sorted(SCHEMAS))
 def test_rendered_file_resolves_to_defaults(tmp_path, subtask):
-    schema = SUBTASK_SPECS[subtask]
+    schema = SCHEMAS[subtask]
     path = spec_file(tmp_path, render_yaml(schema), f"{subtask}.yaml")
     needed = required_overrides(schema)
     assert to_dict(resolve_spec(schema, path, needed)) == to_dict(resolve_spec(schema, None, needed))
@@ -290,9 +294,9 @@ def test_rendered_file_resolves_to_defaults(tmp_path, subtask):
             assert item.split("=")[0] + " is required" in message
 
 
-@pytest.mark.parametrize("subtask", sorted(SUBTASK_SPECS))
+@pytest.mark.parametrize("subtask", sorted(SCHEMAS))
 def test_render_help_lists_every_field(subtask):
-    schema = SUBTASK_SPECS[subtask]
+    schema = SCHEMAS[subtask]
     text = render_help(schema)
     for key, leaf in leaf_fields(schema).items():
         assert key in text

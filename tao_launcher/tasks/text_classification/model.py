@@ -1,12 +1,11 @@
 """The text classifier: a BERT-family encoder, a sentence vector (mean of tokens or [CLS]), an MLP head.
 
-``TextClassifier`` is a plain ``nn.Module`` (what ONNX export and inference use);
-``TextClassificationModule`` wraps it for training with Lightning.
+``TextClassifier`` is the network (what the archive, ONNX export and inference use);
+``TextClassificationModule`` trains it with Lightning and provides the validation metrics.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Dict, List, Optional
 
 import torch
@@ -14,40 +13,30 @@ from torch import nn
 
 from tao_launcher.core.metrics import classification_report, confusion_matrix
 from tao_launcher.core.model import TaoModule
+from tao_launcher.nlp.model import EncoderNet, mlp_head
 
 
-def load_encoder(source: Path | None = None, config=None) -> nn.Module:
-    """An encoder without its pooler (unused: the head pools the hidden states itself), SDPA attention."""
-    from transformers import AutoModel
-
-    kwargs = {"attn_implementation": "sdpa"}
-    for extra in ({"add_pooling_layer": False}, {}):
-        try:
-            if source is not None:
-                return AutoModel.from_pretrained(str(source), **kwargs, **extra)
-            return AutoModel.from_config(config, **kwargs, **extra)
-        except TypeError:
-            continue
-    raise RuntimeError("unreachable")
-
-
-class TextClassifier(nn.Module):
+class TextClassifier(EncoderNet):
     """logits = head(pool(encoder(input_ids, attention_mask)))."""
 
-    def __init__(self, encoder: nn.Module, num_classes: int, num_output_layers: int = 2, fc_dropout: float = 0.1,
-                 pooling: str = "cls"):
-        super().__init__()
-        self.encoder = encoder
-        self.pooling = pooling
-        hidden = encoder.config.hidden_size
-        layers: List[nn.Module] = []
-        for _ in range(num_output_layers - 1):
-            layers += [nn.Dropout(fc_dropout), nn.Linear(hidden, hidden), nn.ReLU()]
-        layers += [nn.Dropout(fc_dropout), nn.Linear(hidden, num_classes)]
-        self.head = nn.Sequential(*layers)
+    def __init__(self, encoder: nn.Module, model_config: Dict):
+        super().__init__(encoder, model_config)
+        self.pooling = model_config.get("pooling", "cls")
+        self.head = mlp_head(encoder.config.hidden_size, model_config["num_classes"],
+                             model_config["num_output_layers"], model_config["fc_dropout"])
+
+    @classmethod
+    def from_config(cls, model_config: Dict, encoder: nn.Module) -> "TextClassifier":
+        return cls(encoder, model_config)
+
+    def artifacts(self) -> Dict[str, str]:
+        return {"labels.txt": "\n".join(self.model_config["label_names"]) + "\n"}
+
+    def output_dims(self) -> Dict[str, List[int]]:
+        return {"logits": [-1, self.model_config["num_classes"]]}
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        hidden = self.hidden_states(input_ids, attention_mask)
         if self.pooling == "mean":
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             sentence = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
@@ -59,27 +48,17 @@ class TextClassifier(nn.Module):
 class TextClassificationModule(TaoModule):
     """Training, validation (accuracy, per-class P/R/F1) and the class-weighted loss."""
 
-    def __init__(self, net: TextClassifier, label_names: List[str], optim_spec=None,
-                 class_weights: Optional[torch.Tensor] = None):
+    def __init__(self, net: TextClassifier, optim_spec=None, class_weights: Optional[torch.Tensor] = None):
         super().__init__(optim_spec)
         self.net = net
-        self.label_names = label_names
+        self.label_names = net.model_config["label_names"]
         self.loss = nn.CrossEntropyLoss(weight=class_weights)
         self._confusion: Optional[torch.Tensor] = None
-        self.make_loader = None  # (split, trainer) -> DataLoader, set by the subtask
-
-    # loaders are built when Lightning asks, after DDP has given each process its rank
-    def train_dataloader(self):
-        return self.make_loader("train", self.trainer)
-
-    def val_dataloader(self):
-        return self.make_loader("validation", self.trainer)
 
     def training_step(self, batch: Dict[str, torch.Tensor], batch_idx: int):
         logits = self.net(batch["input_ids"], batch["attention_mask"])
         loss = self.loss(logits, batch["labels"])
-        self.log("train_loss", loss, prog_bar=True, batch_size=len(batch["labels"]))
-        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=len(batch["labels"]))
+        self.log_training(loss, batch)
         return loss
 
     def on_validation_epoch_start(self):

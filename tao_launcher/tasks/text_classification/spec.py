@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, List, Optional
 
+from tao_launcher.nlp.spec import ExportFields
 from tao_launcher.spec.schema import (
     REQUIRED, LanguageModelSpec, OptimSpec, SpecBase, TrainerSpec, section, spec_field)
 
@@ -129,14 +130,10 @@ class InferSpec(SpecBase):
 
 
 @dataclass
-class ExportSpec(SpecBase):
+class ExportSpec(ExportFields):
     example: ClassVar[str] = (
         "tao text_classification export -r /results/tc/export -m /results/tc/train/checkpoints/trained-model.tao "
         "-k $KEY export_format=ONNX")
-    export_format: str = spec_field("RIVA", "RIVA (.riva for Riva ServiceMaker) or ONNX (encrypted .eonnx)",
-                                    choices=("RIVA", "ONNX"))
-    export_to: Optional[str] = spec_field(None, "file name in the results folder (default exported-model.riva / .eonnx)")
-    onnx_opset: int = spec_field(17, "ONNX opset version")
 
 
 @dataclass
@@ -145,13 +142,3 @@ class InferOnnxSpec(InferSpec):
         "tao text_classification infer_onnx -r /results/tc/infer_onnx -m /results/tc/export/exported-model.eonnx "
         "-k $KEY input_file=/data/sst2/test.tsv")
 
-
-SUBTASK_SPECS = {
-    "dataset_convert": DatasetConvertSpec,
-    "train": TrainSpec,
-    "finetune": FinetuneSpec,
-    "evaluate": EvaluateSpec,
-    "infer": InferSpec,
-    "export": ExportSpec,
-    "infer_onnx": InferOnnxSpec,
-}

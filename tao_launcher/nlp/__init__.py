@@ -1,0 +1,9 @@
+"""The NLP layer: what every BERT-family task shares, between ``core/`` and ``tasks/``.
+
+- ``encoder.py``   the pretrained encoder and its tokenizer (load, save, lm_checkpoint)
+- ``model.py``     ``EncoderNet`` (an encoder with heads, which describes its own ONNX export),
+                   the model archive payload, loading a model from an archive
+- ``tokens.py``    words to sub-token windows with first-sub-token labels (token tasks)
+- ``inference.py`` the torch and onnxruntime runners behind infer/evaluate/infer_onnx
+- ``subtasks.py``  the fit-and-save, export and input plumbing that every NLP task's subtasks call
+"""

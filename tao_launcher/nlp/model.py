@@ -1,0 +1,124 @@
+"""``EncoderNet``: a pretrained encoder with task heads, and the archive payload of an NLP model.
+
+A task's network subclasses ``EncoderNet``. It keeps its settings in ``model_config`` (a
+JSON-able dict, saved as ``model_config.json``), rebuilds itself with ``from_config``, names the
+label files that travel with it (``artifacts``), and describes its own ONNX export, as NeMo's
+``Exportable`` does: input names, output names, dynamic axes and example inputs.
+
+Payload of an NLP model archive (see core/model.py for the manifest, docs/archive_format.md
+for the encryption)::
+
+    model_config.json    the task's model settings (labels, head, max_seq_length, ...)
+    model.safetensors    all weights (never pickle)
+    encoder/             the encoder's Hugging Face config.json
+    tokenizer/           tokenizer files and vocab.txt
+    <artifacts>          the task's label files (labels.txt, label_ids.csv, ...)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, List, Tuple, Type
+
+import torch
+from torch import nn
+
+from tao_launcher.core.model import opened_model_archive
+from tao_launcher.nlp.encoder import load_encoder, load_tokenizer, save_tokenizer
+
+SEQUENCE_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class EncoderNet(nn.Module):
+    """Base of every NLP task's network. ``forward`` takes ``input_names`` in order and returns
+    one tensor per ``output_names`` (a tuple when there are several)."""
+
+    input_names: Tuple[str, ...] = ("input_ids", "attention_mask")
+    output_names: Tuple[str, ...] = ("logits",)
+    per_token_outputs: bool = False  # outputs are (batch, sequence, classes) rather than (batch, classes)
+
+    def __init__(self, encoder: nn.Module, model_config: Dict):
+        super().__init__()
+        self.encoder = encoder
+        self.model_config = model_config
+
+    @classmethod
+    def from_config(cls, model_config: Dict, encoder: nn.Module) -> "EncoderNet":
+        raise NotImplementedError
+
+    def artifacts(self) -> Dict[str, str]:
+        """Label files saved beside the weights, by file name (text)."""
+        return {}
+
+    def hidden_states(self, input_ids, attention_mask, token_type_ids=None) -> torch.Tensor:
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            kwargs["token_type_ids"] = token_type_ids
+        return self.encoder(**kwargs).last_hidden_state
+
+    # --- export description (NeMo's Exportable) ---------------------------------------------
+    def export_axes(self) -> Dict[str, Dict[int, str]]:
+        axes = {name: {0: "batch", 1: "sequence"} for name in self.input_names}
+        out_axes = {0: "batch", 1: "sequence"} if self.per_token_outputs else {0: "batch"}
+        axes.update({name: dict(out_axes) for name in self.output_names})
+        return axes
+
+    def example_inputs(self) -> Tuple[torch.Tensor, ...]:
+        vocab = self.encoder.config.vocab_size
+        examples = {"input_ids": torch.randint(0, vocab, (2, 8)), "attention_mask": torch.ones((2, 8), dtype=torch.long),
+                    "token_type_ids": torch.zeros((2, 8), dtype=torch.long)}
+        return tuple(examples[name] for name in self.input_names)
+
+    def output_dims(self) -> Dict[str, List[int]]:
+        """Shape of each output for the Riva config, -1 for dynamic axes."""
+        raise NotImplementedError
+
+
+def mlp_head(hidden: int, num_classes: int, num_layers: int, dropout: float) -> nn.Sequential:
+    """NeMo's classifier head: (num_layers - 1) x [dropout, linear, relu], then dropout and a linear layer."""
+    layers: List[nn.Module] = []
+    for _ in range(num_layers - 1):
+        layers += [nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU()]
+    layers += [nn.Dropout(dropout), nn.Linear(hidden, num_classes)]
+    return nn.Sequential(*layers)
+
+
+def write_payload(folder: Path, net: EncoderNet, tokenizer, *, weights: bool = True) -> None:
+    """The files of a model (layout above); ``weights=False`` for exports, which carry model.onnx instead."""
+    if weights:
+        from safetensors.torch import save_file
+
+        save_file({k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()},
+                  str(folder / "model.safetensors"))
+        net.encoder.config.save_pretrained(str(folder / "encoder"))
+    save_tokenizer(tokenizer, folder / "tokenizer")
+    (folder / "model_config.json").write_text(json.dumps(net.model_config, indent=2))
+    for name, text in net.artifacts().items():
+        (folder / name).write_text(text, encoding="utf-8")
+
+
+def read_model(folder: Path, net_cls: Type[EncoderNet]) -> Tuple[EncoderNet, object, Dict]:
+    """Rebuild the network (eval mode), tokenizer and model config from an opened archive."""
+    from safetensors.torch import load_file
+    from transformers import AutoConfig
+
+    config = json.loads((folder / "model_config.json").read_text())
+    encoder = load_encoder(config=AutoConfig.from_pretrained(str(folder / "encoder")))
+    net = net_cls.from_config(config, encoder)
+    net.load_state_dict(load_file(str(folder / "model.safetensors")))
+    net.eval()
+    return net, load_tokenizer(folder / "tokenizer"), config
+
+
+def load_model(path: Path, key: str, task: str, net_cls: Type[EncoderNet]) -> Tuple[EncoderNet, object, Dict]:
+    """Network, tokenizer and config of a ``.tao`` archive of ``task``; nothing decrypted stays on disk."""
+    with opened_model_archive(path, key, task) as folder:
+        return read_model(folder, net_cls)
+
+
+def load_export(path: Path, key: str, task: str) -> Tuple[bytes, object, Dict]:
+    """model.onnx bytes, tokenizer and config of an exported ``.eonnx``/``.riva`` archive of ``task``."""
+    with opened_model_archive(path, key, task, kinds=("eonnx", "riva")) as folder:
+        return ((folder / "model.onnx").read_bytes(), load_tokenizer(folder / "tokenizer"),
+                json.loads((folder / "model_config.json").read_text()))

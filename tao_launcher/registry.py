@@ -1,0 +1,104 @@
+"""The task registry: every task, its subtasks, and for each subtask its spec schema and its function.
+
+This table is the contract between the launcher and the tasks. ``tao --help``, ``download_specs``,
+the entrypoint and ``tests/test_task_contract.py`` all read it, and nothing else looks a task up.
+A subtask names its schema and function as ``module:attribute``, resolved only when that subtask
+runs or its help is shown: the launcher lists every task without importing torch.
+
+What a task package provides (docs/adding_a_task.md): ``spec.py`` with one schema per subtask
+(``TrainSpec``, ...; no torch), ``subtasks.py`` with one typed function per subtask
+(``def train(spec: TrainSpec, run: RunContext) -> Dict``), and beside them its data, model and
+metrics. A user file (``~/.tao/config.json``, key ``images``; see launcher/images.py) may point
+a task at another image.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Tuple
+
+from tao_launcher import __version__
+
+SUBTASKS = ("download_specs", "dataset_convert", "train", "finetune", "evaluate", "infer", "export", "infer_onnx")
+# the schema class of each subtask in a task's spec.py (download_specs has none: it writes the others)
+SPEC_CLASSES = {"dataset_convert": "DatasetConvertSpec", "train": "TrainSpec", "finetune": "FinetuneSpec",
+                "evaluate": "EvaluateSpec", "infer": "InferSpec", "export": "ExportSpec",
+                "infer_onnx": "InferOnnxSpec"}
+IMAGE_REPOSITORY = "tao-launcher"
+# One shared PyTorch image for every task, as TAO's "-pyt" image: torch, transformers and
+# Lightning are nearly all of its size, so per-domain images would mostly duplicate them.
+SHARED_IMAGE_FLAVOUR = "pyt"
+
+
+def _resolve(ref: str) -> Any:
+    module, _, attribute = ref.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+@dataclass(frozen=True)
+class Subtask:
+    """A subtask: its spec schema and its function, by reference (``None`` for download_specs,
+    which the entrypoint runs itself from the task's other schemas)."""
+
+    name: str
+    schema_ref: Optional[str] = None
+    function_ref: Optional[str] = None
+
+    def schema(self) -> type:
+        return _resolve(self.schema_ref)
+
+    def function(self) -> Callable:
+        return _resolve(self.function_ref)
+
+
+@dataclass
+class RunContext:
+    """What a subtask function gets besides its spec (built by the entrypoint)."""
+
+    task: str
+    subtask: str
+    results: "ResultsFolder"  # noqa: F821  (tao_launcher.core.results)
+    key: Optional[str]
+    model: Optional[Path]
+    gpus: int
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    domain: str                       # nlp or asr
+    summary: str
+    package: str                      # tao_launcher.tasks.<name>
+    available: bool = True            # planned tasks are listed but refuse to run
+    image_flavour: str = SHARED_IMAGE_FLAVOUR
+    subtasks: Dict[str, Subtask] = field(default_factory=dict)
+
+    @property
+    def image(self) -> str:
+        """The default image (repository:tag); ``images.image_for`` applies the user's config."""
+        return f"{IMAGE_REPOSITORY}:{__version__}-{self.image_flavour}"
+
+    def spec_subtasks(self) -> Tuple[Subtask, ...]:
+        """The subtasks that take a spec (all but download_specs)."""
+        return tuple(s for s in self.subtasks.values() if s.schema_ref)
+
+
+def task(name: str, domain: str, summary: str, available: bool = True,
+         subtasks: Tuple[str, ...] = SUBTASKS) -> Task:
+    """A task whose package ``tao_launcher.tasks.<name>`` follows the layout above."""
+    package = f"tao_launcher.tasks.{name}"
+    table = {s: Subtask(s) if s == "download_specs" else
+             Subtask(s, f"{package}.spec:{SPEC_CLASSES[s]}", f"{package}.subtasks:{s}") for s in subtasks}
+    return Task(name, domain, summary, package, available, subtasks=table)
+
+
+TASKS: Dict[str, Task] = {t.name: t for t in (
+    task("text_classification", "nlp", "sentence classification (sentiment, domain) on a BERT encoder"),
+    task("token_classification", "nlp", "named-entity recognition (CoNLL-2003 style)"),
+    task("question_answering", "nlp", "extractive question answering (SQuAD v1.1/v2.0)", available=False),
+    task("intent_slot_classification", "nlp", "joint intent and slot filling (ATIS, SNIPS)", available=False),
+    task("punctuation_and_capitalization", "nlp", "restore punctuation and capitals in ASR output"),
+    task("speech_to_text", "asr", "speech recognition with QuartzNet, Jasper or Citrinet", available=False),
+)}
