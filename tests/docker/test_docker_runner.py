@@ -321,3 +321,57 @@ def test_readme_container_section_runs_as_written(engine, tmp_path):
     dry_run = proc.stdout.strip().splitlines()[-1]
     assert dry_run.startswith("docker run --rm --init") and "other-key" not in proc.stdout + proc.stderr
     assert tao_jobs(engine) == []
+
+
+# ----------------------------------------------------------------------------- every task in containers
+
+# Small original inputs written by the test, so that these runs need nothing from ../shared.
+CONLL = "".join(f"{w} X X {t}\n" if w else "\n" for line in [
+    "Jim B-PER|bought O|300 O|shares O|of O|Acme B-ORG|Corp. I-ORG|. O|",
+    "Angela B-PER|Merkel I-PER|visited O|Paris B-LOC|on O|Monday O|. O|",
+    "The O|United B-ORG|Nations I-ORG|met O|in O|New B-LOC|York I-LOC|. O|",
+    "Sales O|of O|Nvidia B-ORG|rose O|in O|Germany B-LOC|and O|Japan B-LOC|. O|",
+] * 6 for w, t in [pair.split(" ") if pair else ("", "") for pair in line.split("|")])
+PROSE = ("How are you doing today? I am fine, thanks. The United Nations was founded in 1945, after the war. "
+         "Where is the station? It is near the old bridge, in the centre of town.\n") * 12
+
+NEW_TASKS = {
+    "token_classification": {"files": {"ner_src/train.txt": CONLL, "ner_src/dev.txt": CONLL},
+                             "convert": ["source_data_dir=/data/ner_src", "target_data_dir=/data/ner"],
+                             "data_dir": "/data/ner", "infer": ["input_batch=[\"Jim bought shares of Acme Corp. .\"]"]},
+    "punctuation_and_capitalization": {"files": {"punct_src/prose.txt": PROSE},
+                                       "convert": ["source_data_dir=/data/punct_src", "target_data_dir=/data/punct",
+                                                   "dev_ratio=0.25"],
+                                       "data_dir": "/data/punct",
+                                       "infer": ["input_batch=[\"how are you i am fine thanks\"]"]},
+}
+
+
+@pytest.mark.parametrize("task", sorted(NEW_TASKS))
+def test_every_subtask_of_the_word_level_tasks_runs_in_containers(engine, workspace, task):
+    """dataset_convert -> train -> evaluate -> infer -> export -> infer_onnx, each in its own container."""
+    case = NEW_TASKS[task]
+    for name, text in case["files"].items():
+        (workspace / "data" / name).parent.mkdir(parents=True, exist_ok=True)
+        (workspace / "data" / name).write_text(text)
+    env = env_for(workspace)
+    model = "/results/train/checkpoints/trained-model.tao"
+    steps = [
+        ["dataset_convert", "-r", "/results/convert", *case["convert"]],
+        ["train", "-r", "/results/train", "-k", KEY, f"data_dir={case['data_dir']}", "trainer.max_steps=2",
+         "trainer.enable_progress_bar=false", "training_ds.batch_size=8"],
+        ["evaluate", "-r", "/results/evaluate", "-k", KEY, "-m", model, f"data_dir={case['data_dir']}"],
+        ["infer", "-r", "/results/infer", "-k", KEY, "-m", model, *case["infer"]],
+        ["export", "-r", "/results/export", "-k", KEY, "-m", model, "export_format=ONNX"],
+        ["infer_onnx", "-r", "/results/infer_onnx", "-k", KEY, "-m", "/results/export/exported-model.eonnx",
+         *case["infer"]],
+    ]
+    for step in steps:
+        proc = tao(task, *step, env=env)
+        assert proc.returncode == 0, out(proc)
+        assert "with the docker runner" in proc.stderr and KEY not in proc.stdout + proc.stderr
+        status = json.loads((workspace / "results" / step[2].split("/")[-1] / "status.json").read_text())
+        assert status["state"] == "finished" and status["task"] == task
+    results = workspace / "results"
+    assert json.loads((results / "infer" / "infer_results.json").read_text()) == \
+        json.loads((results / "infer_onnx" / "infer_results.json").read_text())

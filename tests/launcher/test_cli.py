@@ -114,9 +114,9 @@ def test_unknown_subtask_suggests_closest(tao):
 
 
 def test_planned_task_refuses_with_a_sentence(tao):
-    proc = tao("token_classification", "train", "-k", "x")
+    proc = tao("question_answering", "train", "-k", "x")
     assert proc.returncode == 2
-    assert "token_classification" in proc.stderr and "planned" in proc.stderr
+    assert "question_answering" in proc.stderr and "planned" in proc.stderr
     assert "not available" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert_no_traceback(proc)

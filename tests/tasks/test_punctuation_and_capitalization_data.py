@@ -279,8 +279,8 @@ def test_read_examples_reads_parallel_files_and_honours_num_samples(tmp_path):
 
 
 @pytest.mark.parametrize("text, labels, where, message", [
-    ("a b\nc\n", "OO OO\n", "l.txt:2", "missing: the labels file ends at line 1"),
-    ("a b\n", "OO OO\nOU\n", "t.txt:2", "missing: the text file ends at line 1"),
+    ("a b\nc\n", "OO OO\n", "l.txt:2", "missing: {dir}/t.txt has 2 lines but {dir}/l.txt has 1"),
+    ("a b\n", "OO OO\nOU\n", "t.txt:2", "missing: {dir}/t.txt has 1 lines but {dir}/l.txt has 2"),
     ("a b\nc d e\n", "OO OO\nOO OO\n", "l.txt:2", "2 labels for the 3 words of"),
     ("a\n", "\n", "l.txt:1", "0 labels for the 1 words"),
     ("a b\n", "OO OOO\n", "l.txt:1", "label 'OOO' (word 2) is not 2 characters"),
@@ -292,7 +292,7 @@ def test_read_examples_reads_parallel_files_and_honours_num_samples(tmp_path):
 ])
 def test_read_examples_errors_name_file_and_line(tmp_path, text, labels, where, message):
     t, l = write_pair(tmp_path, text, labels)
-    with pytest.raises(DataError, match=re.escape(f"{tmp_path / where}: {message}")):
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path / where}: {message.format(dir=tmp_path)}")):
         data.read_examples(t, l)
 
 
@@ -300,10 +300,10 @@ def test_read_examples_says_missing_file_or_directory(tmp_path):
     t, l = write_pair(tmp_path, "a\n", "OO\n")
     with pytest.raises(DataError, match=f"text file {tmp_path / 'nope.txt'} does not exist"):
         data.read_examples(tmp_path / "nope.txt", l)
-    with pytest.raises(DataError, match=f"labels file {tmp_path} is a directory, not a file"):
+    with pytest.raises(DataError, match=f"labels file {tmp_path} is a folder, not a file"):
         data.read_examples(t, tmp_path)
     t, l = write_pair(tmp_path, "\n", "\n")
-    with pytest.raises(DataError, match="holds no examples"):
+    with pytest.raises(DataError, match="holds no sentences"):
         data.read_examples(t, l)
 
 
@@ -311,8 +311,8 @@ def test_label_ids_round_trip_and_errors(tmp_path):
     path = tmp_path / "ids.csv"
     data.write_label_ids(path, ["O", ",", ".", "?", "!"])
     assert data.read_label_ids(path) == ["O", ",", ".", "?", "!"]
-    for content, message in [(",\nO\n", ":1: the first label is ','"), ("O\n,\n,\n", ":3: label ',' is listed twice"),
-                             ("O\n\n,\n", ":2: blank line among the labels"), ("O\nUU\n", ":2: label 'UU' is not one")]:
+    for content, message in [(",\nO\n", ":1: the first label is ','"), ("O\n,\n,\n", ":3: label ',' repeats line 2"),
+                             ("O\n\n,\n", ":2: blank line before the label on line 3"), ("O\nUU\n", ":2: label 'UU' is not one")]:
         path.write_text(content)
         with pytest.raises(DataError, match=re.escape(f"{path}{message}")):
             data.read_label_ids(path)
@@ -331,7 +331,7 @@ def test_read_texts_errors_are_distinct(tmp_path):
         with pytest.raises(DataError) as err:
             data.read_texts(target)
         messages.append(str(err.value))
-    assert "does not exist" in messages[0] and "is a directory" in messages[1] and "is empty" in messages[2]
+    assert "does not exist" in messages[0] and "is a folder, not a file" in messages[1] and "is empty" in messages[2]
     path.write_bytes(b"ok\n\xff\n")
     with pytest.raises(DataError, match=re.escape(f"{path}:2: not UTF-8")):
         data.read_texts(path)

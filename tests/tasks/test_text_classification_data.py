@@ -74,3 +74,14 @@ def test_class_labels_file_must_match_num_classes(tmp_path):
     assert data.read_label_names(str(f), 3) == ["a", "b", "c"]
     with pytest.raises(DataError, match="names 3 classes but model.dataset.num_classes is 2"):
         data.read_label_names(str(f), 2)
+
+
+def test_readers_tell_a_folder_from_a_missing_file_and_name_bad_bytes(tmp_path):
+    with pytest.raises(DataError, match=f"data file {tmp_path} is a folder, not a file"):
+        data.read_examples(tmp_path)
+    with pytest.raises(DataError, match=f"input file {tmp_path / 'no.txt'} does not exist"):
+        data.read_sentences(tmp_path / "no.txt")
+    f = tmp_path / "d.tsv"
+    f.write_bytes(b"\xef\xbb\xbfsentence\tlabel\ngood\t1\nbad \xff\t0\n")  # a BOM before the header is fine
+    with pytest.raises(DataError, match=rf"{f}:3: not UTF-8 text"):
+        data.read_examples(f)

@@ -177,7 +177,7 @@ def test_label_ids_round_trip_and_errors(tmp_path):
     with pytest.raises(DataError, match=at(path, 4) + " label 'B-PER' repeats line 2; delete one of them"):
         data.read_label_ids(path)
     path.write_text("O\n\nB-PER\n")
-    with pytest.raises(DataError, match=at(path, 2) + " empty line .*delete the empty line"):
+    with pytest.raises(DataError, match=at(path, 2) + " blank line before the label on line 3.*delete the blank line"):
         data.read_label_ids(path)
     path.write_text("\n \n")
     with pytest.raises(DataError, match=re.escape(f"{path} is empty: write one label a line")):
@@ -208,16 +208,16 @@ def test_read_examples_skips_lines_empty_in_both_and_keeps_num_samples(tmp_path)
 
 def test_read_examples_errors_name_file_and_line(tmp_path):
     t, lab = pair(tmp_path, "a b\nc d\n", "O O\nO\n")
-    with pytest.raises(DataError, match=re.escape(f"{t}:2 has 2 words but {lab}:2 has 1 tags; give every word")) as err:
+    with pytest.raises(DataError, match=re.escape(f"{lab}:2: 1 labels for the 2 words of {t}:2; give every word")) as err:
         data.read_examples(t, lab)
     assert err.value.exit_code == EXIT_FAILED
 
     t, lab = pair(tmp_path, "a b\n\nc\n", "O O\nO\nO\n")  # a line empty in the text file only
-    with pytest.raises(DataError, match=re.escape(f"{t}:2 has 0 words but {lab}:2 has 1 tags")):
+    with pytest.raises(DataError, match=re.escape(f"{lab}:2: 1 labels for the 0 words of {t}:2")):
         data.read_examples(t, lab)
 
     t, lab = pair(tmp_path, "a\nb\nc\n", "O\nO\n")
-    with pytest.raises(DataError, match=re.escape(f"{t} has 3 lines but {lab} has 2")):
+    with pytest.raises(DataError, match=re.escape(f"{lab}:3: missing: {t} has 3 lines but {lab} has 2")):
         data.read_examples(t, lab)
 
     t, lab = pair(tmp_path, "Jim runs\nAcme rocks\n", "B-PER O\nB-ORG O\n")

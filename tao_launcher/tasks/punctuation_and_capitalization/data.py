@@ -59,10 +59,10 @@ import os
 import random
 import tempfile
 import unicodedata
-from itertools import zip_longest
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
+from tao_launcher.core.textfiles import read_input_lines, read_label_list, read_lines, read_parallel
 from tao_launcher.errors import DataError, UsageError
 
 log = logging.getLogger("tao.punctuation_and_capitalization")
@@ -157,54 +157,21 @@ def restore(words: Sequence[str], punct: Sequence[str], capit: Sequence[str]) ->
 
 # ----------------------------------------------------------------------------- readers
 
-def _lines(path: Path) -> Iterator[Tuple[int, str]]:
-    """(line number, text without its line end) of a UTF-8 file; a bad byte is a DataError naming file:line."""
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise DataError(f"{path}:{number}: not UTF-8 text (byte {raw[err.start]:#04x} at column "
-                                f"{err.start + 1}); save the file as UTF-8") from None
-            if number == 1:
-                line = line.lstrip("\ufeff")
-            yield number, line.rstrip("\n").rstrip("\r")
-
-
-def _check_file(path: Path, what: str, fix: str) -> None:
-    if path.is_dir():
-        raise DataError(f"{what} {path} is a directory, not a file: {fix}")
-    if not path.is_file():
-        raise DataError(f"{what} {path} does not exist: {fix}")
-
-
 def read_label_ids(path: str | Path) -> List[str]:
     """Labels of a label ids file: one a line, line N is id N-1, O first."""
     path = Path(path)
-    _check_file(path, "label ids file", "give the punct_label_ids.csv or capit_label_ids.csv "
-                                        "that dataset_convert writes")
-    labels: List[str] = []
-    blank = 0
-    for number, line in _lines(path):
-        label = line.strip()
-        if not label:
-            blank = blank or number
-            continue
-        if blank:
-            raise DataError(f"{path}:{blank}: blank line among the labels; line N names label id N-1, "
-                            f"so delete the blank line")
+
+    def one_character_o_first(number: int, label: str) -> None:
         if len(label) != 1:
             raise DataError(f"{path}:{number}: label {label[:20]!r} is not one character; a punctuation "
                             f"label is one mark (or O) and a case label is O or U")
-        if label in labels:
-            raise DataError(f"{path}:{number}: label {label!r} is listed twice; list each label once")
-        if not labels and label != NO_LABEL:
+        if number == 1 and label != NO_LABEL:
             raise DataError(f"{path}:{number}: the first label is {label!r}; it must be O (no punctuation, "
                             f"lower case), id 0")
-        labels.append(label)
-    if not labels:
-        raise DataError(f"label ids file {path} is empty: write one label a line, O first")
-    return labels
+
+    return read_label_list(path, fix="give the punct_label_ids.csv or capit_label_ids.csv that dataset_convert "
+                                     "writes", check=one_character_o_first,
+                           empty_fix="write one label a line, O first")
 
 
 def write_label_ids(path: str | Path, labels: Sequence[str]) -> None:
@@ -219,33 +186,13 @@ def read_examples(text_file: str | Path, labels_file: str | Path, num_samples: i
     """Words, punctuation tags and case tags of parallel text/labels files.
 
     A line blank in both files is skipped; a bad line is a DataError naming file:line and the fix."""
-    text_file, labels_file = Path(text_file), Path(labels_file)
-    fix = "dataset_convert writes text_<split>.txt and labels_<split>.txt: check the spec's paths"
-    _check_file(text_file, "text file", fix)
-    _check_file(labels_file, "labels file", fix)
+    labels_file = Path(labels_file)
     punct_set = list(punct_labels) if punct_labels is not None else DEFAULT_PUNCT_LABELS
     capit_set = list(capit_labels) if capit_labels is not None else DEFAULT_CAPIT_LABELS
     all_words: List[List[str]] = []
     all_punct: List[List[str]] = []
     all_capit: List[List[str]] = []
-    text_end = labels_end = 0
-    for text_item, labels_item in zip_longest(_lines(text_file), _lines(labels_file)):
-        if labels_item is None:
-            raise DataError(f"{labels_file}:{labels_end + 1}: missing: the labels file ends at line {labels_end} "
-                            f"but {text_file} goes on to line {text_item[0]} or more; give every text line "
-                            f"a labels line")
-        if text_item is None:
-            raise DataError(f"{text_file}:{text_end + 1}: missing: the text file ends at line {text_end} "
-                            f"but {labels_file} goes on to line {labels_item[0]} or more; give every labels "
-                            f"line a text line")
-        (number, text), (_, labels_line) = text_item, labels_item
-        text_end = labels_end = number
-        words, labels = text.split(), labels_line.split()
-        if not words and not labels:
-            continue
-        if len(words) != len(labels):
-            raise DataError(f"{labels_file}:{number}: {len(labels)} labels for the {len(words)} words of "
-                            f"{text_file}:{number}; give exactly one label a word")
+    for number, words, labels in read_parallel(text_file, labels_file, num_samples):
         punct, capit = [], []
         for position, label in enumerate(labels, start=1):
             if len(label) != 2:
@@ -265,22 +212,13 @@ def read_examples(text_file: str | Path, labels_file: str | Path, num_samples: i
         all_words.append(words)
         all_punct.append(punct)
         all_capit.append(capit)
-        if 0 < num_samples <= len(all_words):
-            break
-    if not all_words:
-        raise DataError(f"text file {text_file} holds no examples: write one sentence a line "
-                        f"(dataset_convert writes them)")
     return all_words, all_punct, all_capit
 
 
 def read_texts(path: str | Path) -> List[str]:
     """Texts for infer: one a line, blank lines skipped."""
-    path = Path(path)
-    _check_file(path, "input file", "check input_file in the spec: a text file, one text a line")
-    texts = [line.strip() for _, line in _lines(path) if line.strip()]
-    if not texts:
-        raise DataError(f"input file {path} is empty: write one text to punctuate a line")
-    return texts
+    return read_input_lines(path, fix="check input_file in the spec: a text file, one text a line",
+                            empty_fix="write one text to punctuate a line")
 
 
 # ----------------------------------------------------------------------------- dataset_convert
@@ -309,7 +247,7 @@ def convert(source: Path, target: Path, dev_ratio: float = 0.2, punct_marks: str
             iwslt_files.append(file)
             lines.extend(_iwslt_lines(file, marks))
         else:
-            lines.extend(line for line in (_raw_line(text, marks) for _, text in _lines(file)) if line[0])
+            lines.extend(line for line in (_raw_line(text, marks) for _, text in read_lines(file)) if line[0])
     if iwslt_files:
         log.warning("%s %s in IWSLT form (token<TAB>label), which has no case: every capitalization label is O, "
                     "so a model trained on it alone cannot learn capitalization; add cased prose files to "
@@ -371,7 +309,7 @@ def _check_marks(punct_marks: str) -> str:
 
 def _is_iwslt(file: Path) -> bool:
     """IWSLT form when the first non-blank line holds a TAB."""
-    for _, line in _lines(file):
+    for _, line in read_lines(file):
         if line.strip():
             return "\t" in line
     return False
@@ -396,7 +334,7 @@ def _iwslt_lines(file: Path, marks: str) -> List[Line]:
         for part in line:
             part.clear()
 
-    for number, text in _lines(file):
+    for number, text in read_lines(file):
         if not text.strip():
             end_sentence()
             end_line()

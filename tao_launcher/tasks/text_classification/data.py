@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, Tuple
 
+from tao_launcher.core.textfiles import check_file, read_lines
 from tao_launcher.errors import DataError, UsageError
 
 log = logging.getLogger("tao.text_classification")
@@ -39,34 +40,30 @@ def read_examples(path: str | Path, num_samples: int = -1, num_classes: Optional
                   ) -> Tuple[List[str], List[int]]:
     """Read ``sentence<TAB>label`` lines; a bad line is a DataError naming file:line and the fix."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"data file {path} does not exist: check the file_path in the spec "
-                        f"(dataset_convert writes train.tsv and dev.tsv)")
+    check_file(path, "data file", "check the file_path in the spec (dataset_convert writes train.tsv and dev.tsv)")
     sentences: List[str] = []
     labels: List[int] = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            line = line.rstrip("\n").rstrip("\r")
-            if not line.strip():
-                continue
-            sentence, tab, label = line.rpartition("\t")
-            if number == 1 and (sentence.strip().lower(), label.strip().lower()) == HEADER:
-                continue
-            if not tab or not sentence.strip():
-                raise DataError(f"{path}:{number}: expected 'sentence<TAB>label', got {line[:60]!r}; "
-                                f"separate the sentence and its label with one TAB")
-            try:
-                value = int(label)
-            except ValueError:
-                raise DataError(f"{path}:{number}: label {label[:20]!r} is not an integer id; "
-                                f"labels must be 0..num_classes-1 (dataset_convert writes them)") from None
-            if value < 0 or (num_classes is not None and value >= num_classes):
-                raise DataError(f"{path}:{number}: label {value} is out of range for num_classes={num_classes}; "
-                                f"labels must be 0..{(num_classes or 1) - 1}: {range_fix}")
-            sentences.append(sentence.strip())
-            labels.append(value)
-            if 0 < num_samples <= len(sentences):
-                break
+    for number, line in read_lines(path):
+        if not line.strip():
+            continue
+        sentence, tab, label = line.rpartition("\t")
+        if number == 1 and (sentence.strip().lower(), label.strip().lower()) == HEADER:
+            continue
+        if not tab or not sentence.strip():
+            raise DataError(f"{path}:{number}: expected 'sentence<TAB>label', got {line[:60]!r}; "
+                            f"separate the sentence and its label with one TAB")
+        try:
+            value = int(label)
+        except ValueError:
+            raise DataError(f"{path}:{number}: label {label[:20]!r} is not an integer id; "
+                            f"labels must be 0..num_classes-1 (dataset_convert writes them)") from None
+        if value < 0 or (num_classes is not None and value >= num_classes):
+            raise DataError(f"{path}:{number}: label {value} is out of range for num_classes={num_classes}; "
+                            f"labels must be 0..{(num_classes or 1) - 1}: {range_fix}")
+        sentences.append(sentence.strip())
+        labels.append(value)
+        if 0 < num_samples <= len(sentences):
+            break
     if not sentences:
         raise DataError(f"{path} holds no examples: expected 'sentence<TAB>label' lines")
     return sentences, labels
@@ -75,16 +72,14 @@ def read_examples(path: str | Path, num_samples: int = -1, num_classes: Optional
 def read_sentences(path: str | Path) -> List[str]:
     """Sentences for infer: one a line; of a tsv, the first column; a 'sentence' header is skipped."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"input file {path} does not exist: check input_file in the spec")
+    check_file(path, "input file", "check input_file in the spec")
     out = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            text = line.rstrip("\n").split("\t")[0].strip()
-            if number == 1 and text.lower() in ("sentence", "text"):
-                continue
-            if text:
-                out.append(text)
+    for number, line in read_lines(path):
+        text = line.split("\t")[0].strip()
+        if number == 1 and text.lower() in ("sentence", "text"):
+            continue
+        if text:
+            out.append(text)
     return out
 
 
@@ -93,9 +88,8 @@ def read_label_names(path: Optional[str], num_classes: int) -> List[str]:
     if not path:
         return [str(i) for i in range(num_classes)]
     file = Path(path)
-    if not file.is_file():
-        raise DataError(f"class labels file {file} does not exist: check model.class_labels.class_labels_file")
-    names = [line.strip() for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    check_file(file, "class labels file", "check model.class_labels.class_labels_file")
+    names = [line.strip() for _, line in read_lines(file) if line.strip()]
     if len(names) != num_classes:
         raise DataError(f"{file} names {len(names)} classes but model.dataset.num_classes is {num_classes}: "
                         f"make them agree")
@@ -139,26 +133,25 @@ def _convert_sst2(source: Path, target: Path) -> dict:
         counts[name] = _write_tsv(target / name, _sst2_rows(file))
     test = source / "test.tsv"
     if test.is_file():
-        sentences = [line.split("\t", 1)[1].strip() for line in test.read_text(encoding="utf-8").splitlines()[1:]
-                     if "\t" in line]
+        sentences = [line.split("\t", 1)[1].strip() for number, line in read_lines(test) if number > 1 and "\t" in line]
         (target / "test.txt").write_text("\n".join(sentences) + "\n", encoding="utf-8")
         counts["test.txt"] = len(sentences)
     return counts
 
 
 def _sst2_rows(file: Path) -> Iterator[Tuple[str, int]]:
-    with open(file, encoding="utf-8") as f:
-        header = f.readline().rstrip("\n").split("\t")
-        if header[:2] != list(HEADER):
-            raise DataError(f"{file}:1: expected the SST-2 header 'sentence<TAB>label', got {'<TAB>'.join(header)!r}")
-        for number, line in enumerate(f, start=2):
-            parts = line.rstrip("\n").split("\t")
-            if not line.strip():
-                continue
-            if len(parts) != 2 or parts[1].strip() not in ("0", "1") or not parts[0].strip():
-                raise DataError(f"{file}:{number}: expected 'sentence<TAB>0 or 1', got {line.strip()[:60]!r}; "
-                                f"fix or delete the line")
-            yield parts[0].strip(), int(parts[1])
+    lines = read_lines(file)
+    header = next(lines, (1, ""))[1].split("\t")
+    if header[:2] != list(HEADER):
+        raise DataError(f"{file}:1: expected the SST-2 header 'sentence<TAB>label', got {'<TAB>'.join(header)!r}")
+    for number, line in lines:
+        parts = line.split("\t")
+        if not line.strip():
+            continue
+        if len(parts) != 2 or parts[1].strip() not in ("0", "1") or not parts[0].strip():
+            raise DataError(f"{file}:{number}: expected 'sentence<TAB>0 or 1', got {line.strip()[:60]!r}; "
+                            f"fix or delete the line")
+        yield parts[0].strip(), int(parts[1])
 
 
 _TAGS = re.compile(r"<br\s*/?>|[\t\r\n]+")

@@ -33,6 +33,7 @@ import unicodedata
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
+from tao_launcher.core.textfiles import read_input_lines, read_label_list, read_lines, read_parallel
 from tao_launcher.errors import DataError, UsageError
 
 log = logging.getLogger("tao.token_classification")
@@ -43,31 +44,9 @@ OUTSIDE = "O"
 _SPLIT_NAMES = (("train", "train"), ("testa", "dev"), ("dev", "dev"), ("valid", "dev"),
                 ("testb", "test"), ("test", "test"))
 _WHAT_SPLITS = "'train' for train, 'testa', 'dev' or 'valid' for dev, 'testb' or 'test' for test"
-UTF8_FIX = "save the file as UTF-8 text"
 
 
-# ----------------------------------------------------------------------------- reading text files
-
-def _lines(path: Path) -> Iterator[Tuple[int, str]]:
-    """(line number, text without its line end) of a UTF-8 file; a line that is not UTF-8 is a DataError."""
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise DataError(f"{path}:{number}: not UTF-8 text (byte 0x{raw[err.start]:02x} at column "
-                                f"{err.start + 1}); {UTF8_FIX}") from None
-            if number == 1:
-                text = text.lstrip("\ufeff")
-            yield number, text.rstrip("\n").rstrip("\r")
-
-
-def _check_file(path: Path, what: str, fix: str) -> None:
-    if path.is_dir():
-        raise DataError(f"{what} {path} is a folder, not a file: {fix}")
-    if not path.is_file():
-        raise DataError(f"{what} {path} does not exist: {fix}")
-
+# ----------------------------------------------------------------------------- words
 
 def _visible(word: str) -> bool:
     """Whether a word has a character a tokenizer keeps (not only control, format or space characters)."""
@@ -79,29 +58,15 @@ def _visible(word: str) -> bool:
 def read_label_ids(path: str | Path) -> List[str]:
     """The labels of label_ids.csv, id order; a missing, empty or repeating file is a DataError with the fix."""
     path = Path(path)
-    _check_file(path, "label ids file", f"point it at the {LABEL_IDS} that dataset_convert wrote")
-    labels: List[str] = []
-    seen: Dict[str, int] = {}
-    blank = 0
-    for number, line in _lines(path):
-        label = line.strip()
-        if not label:
-            blank = blank or number
-            continue
-        if blank:
-            raise DataError(f"{path}:{blank}: empty line before the label on line {number}; line N names label "
-                            f"id N-1, so delete the empty line")
+
+    def one_word(number: int, label: str) -> None:
         if len(label.split()) > 1:
             raise DataError(f"{path}:{number}: label {label!r} contains a space; tags are separated by spaces, "
                             f"so write one label without spaces a line")
-        if label in seen:
-            raise DataError(f"{path}:{number}: label {label!r} repeats line {seen[label]}; delete one of them")
-        seen[label] = number
-        labels.append(label)
-    if not labels:
-        raise DataError(f"{path} is empty: write one label a line, '{OUTSIDE}' first "
-                        f"(dataset_convert writes {LABEL_IDS})")
-    return labels
+
+    return read_label_list(path, fix=f"point it at the {LABEL_IDS} that dataset_convert wrote", check=one_word,
+                           empty_fix=f"write one label a line, '{OUTSIDE}' first (dataset_convert writes "
+                                     f"{LABEL_IDS})")
 
 
 def write_label_ids(path: str | Path, labels: Sequence[str]) -> None:
@@ -117,29 +82,11 @@ def read_examples(text_file: str | Path, labels_file: str | Path, num_samples: i
                   label_ids: Optional[Sequence[str]] = None) -> Tuple[List[List[str]], List[List[str]]]:
     """(words, tags) of each sentence of a text_<split>.txt / labels_<split>.txt pair; a bad line is a DataError
     naming file:line and the fix. ``num_samples`` > 0 keeps the first that many sentences."""
-    text_file, labels_file = Path(text_file), Path(labels_file)
-    fix = "point it at the text_<split>.txt or labels_<split>.txt that dataset_convert wrote"
-    _check_file(text_file, "text file", fix)
-    _check_file(labels_file, "labels file", fix)
-    texts = [line for _, line in _lines(text_file)]
-    tags_lines = [line for _, line in _lines(labels_file)]
-    while texts and not texts[-1].strip():
-        texts.pop()
-    while tags_lines and not tags_lines[-1].strip():
-        tags_lines.pop()
-    if len(texts) != len(tags_lines):
-        raise DataError(f"{text_file} has {len(texts)} lines but {labels_file} has {len(tags_lines)}: line N of "
-                        f"the labels file holds the tags of line N of the text file; make them line up")
+    labels_file = Path(labels_file)
     known = set(label_ids) if label_ids is not None else None
     sentences: List[List[str]] = []
     tags: List[List[str]] = []
-    for number, (text, line) in enumerate(zip(texts, tags_lines), start=1):
-        words, labels = text.split(), line.split()
-        if not words and not labels:
-            continue
-        if len(words) != len(labels):
-            raise DataError(f"{text_file}:{number} has {len(words)} words but {labels_file}:{number} has "
-                            f"{len(labels)} tags; give every word exactly one tag")
+    for number, words, labels in read_parallel(text_file, labels_file, num_samples):
         if known is not None:
             for label in labels:
                 if label not in known:
@@ -147,22 +94,13 @@ def read_examples(text_file: str | Path, labels_file: str | Path, num_samples: i
                                     f"({len(known)} labels); add it to {LABEL_IDS} or fix the line")
         sentences.append(words)
         tags.append(labels)
-        if 0 < num_samples <= len(sentences):
-            break
-    if not sentences:
-        raise DataError(f"{text_file} holds no sentences: expected one sentence a line, its tags on the same line "
-                        f"of {labels_file}")
     return sentences, tags
 
 
 def read_sentences(path: str | Path) -> List[str]:
     """Sentences for infer: one a line, blank lines skipped."""
-    path = Path(path)
-    _check_file(path, "input file", "set input_file to a text file with one sentence a line")
-    sentences = [line.strip() for _, line in _lines(path) if line.strip()]
-    if not sentences:
-        raise DataError(f"input file {path} is empty: write one sentence a line in it")
-    return sentences
+    return read_input_lines(path, fix="set input_file to a text file with one sentence a line",
+                            empty_fix="write one sentence a line in it")
 
 
 def tagged_text(words: Sequence[str], tags: Sequence[str]) -> str:
@@ -224,7 +162,7 @@ def _read_conll(file: Path) -> Iterator[Tuple[List[str], List[str]]]:
     words: List[str] = []
     tags: List[str] = []
     count = 0
-    for number, line in _lines(file):
+    for number, line in read_lines(file):
         columns = line.split()
         if not columns or columns[0] == "-DOCSTART-":
             if words:

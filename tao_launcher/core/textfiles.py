@@ -1,0 +1,131 @@
+"""Reading users' text files, with errors that name ``FILE:LINE`` and the fix.
+
+Every task's data.py reads files a user wrote or edited (training text, label lists, infer input) and has to
+say where a file is wrong and how to fix it; this module is the one place that does that reading, so the
+tasks agree on it: UTF-8 only (a bad byte names file, line, byte and column), a BOM on the first line is
+dropped, a folder given as a file is told apart from a missing file, a label list is one label a line with
+no gaps or repeats, and NeMo's parallel ``text_*.txt`` / ``labels_*.txt`` files line up word for word.
+No torch here: the launcher and the tests read data without it.
+"""
+
+from __future__ import annotations
+
+from itertools import zip_longest
+from pathlib import Path
+from typing import Callable, Iterator, List, Optional, Tuple
+
+from tao_launcher.errors import DataError
+
+UTF8_FIX = "save the file as UTF-8 text"
+PARALLEL_FIX = "check the spec's paths: dataset_convert writes text_<split>.txt and labels_<split>.txt"
+
+
+def read_lines(path: str | Path) -> Iterator[Tuple[int, str]]:
+    """(line number from 1, text without its line end) of a UTF-8 file; a bad byte is a DataError naming
+    file:line, the byte and its column. A BOM at the start of the file is dropped."""
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(f"{path}:{number}: not UTF-8 text (byte 0x{raw[err.start]:02x} at column "
+                                f"{err.start + 1}); {UTF8_FIX}") from None
+            if number == 1:
+                text = text.lstrip("\ufeff")
+            yield number, text.rstrip("\n").rstrip("\r")
+
+
+def check_file(path: Path, what: str, fix: str) -> None:
+    """A DataError ``WHAT PATH is a folder, not a file: FIX`` or ``WHAT PATH does not exist: FIX``."""
+    if path.is_dir():
+        raise DataError(f"{what} {path} is a folder, not a file: {fix}")
+    if not path.is_file():
+        raise DataError(f"{what} {path} does not exist: {fix}")
+
+
+def read_input_lines(path: str | Path, *, fix: str, empty_fix: str) -> List[str]:
+    """The non-blank lines of an infer ``input_file``, stripped; ``fix`` for a missing file or a folder,
+    ``empty_fix`` for a file with no text."""
+    path = Path(path)
+    check_file(path, "input file", fix)
+    lines = [line.strip() for _, line in read_lines(path) if line.strip()]
+    if not lines:
+        raise DataError(f"input file {path} is empty: {empty_fix}")
+    return lines
+
+
+def read_label_list(path: str | Path, *, fix: str, check: Optional[Callable[[int, str], None]] = None,
+                    empty_fix: str = "write one label a line") -> List[str]:
+    """The labels of a label ids file, one a line, line N naming id N-1 (blank lines at the end are fine).
+
+    ``fix`` says where the right file is (for a missing file or a folder), ``empty_fix`` what an empty file
+    should hold. ``check(line_number, label)`` adds a task's own rules by raising a DataError; it sees the
+    stripped label, before the repeat check; the first label is always on line 1 (a blank line before a
+    label is an error)."""
+    path = Path(path)
+    check_file(path, "label ids file", fix)
+    labels: List[str] = []
+    seen = {}
+    blank = 0
+    for number, line in read_lines(path):
+        label = line.strip()
+        if not label:
+            blank = blank or number
+            continue
+        if blank:
+            raise DataError(f"{path}:{blank}: blank line before the label on line {number}; line N names label "
+                            f"id N-1, so delete the blank line")
+        if check is not None:
+            check(number, label)
+        if label in seen:
+            raise DataError(f"{path}:{number}: label {label!r} repeats line {seen[label]}; delete one of them")
+        seen[label] = number
+        labels.append(label)
+    if not labels:
+        raise DataError(f"label ids file {path} is empty: {empty_fix}")
+    return labels
+
+
+def read_parallel(text_file: str | Path, labels_file: str | Path, num_samples: int = -1,
+                  ) -> Iterator[Tuple[int, List[str], List[str]]]:
+    """(line number, words, labels) of each line of NeMo's parallel text/labels files, split on spaces.
+
+    Line N of the labels file holds one label for each word of line N of the text file. A line blank in both
+    is skipped, and so are blank lines at the end of either file; a line whose word and label counts differ,
+    a line one file lacks, or no sentence at all is a DataError naming file:line. ``num_samples`` > 0 stops
+    after that many lines."""
+    text_file, labels_file = Path(text_file), Path(labels_file)
+    check_file(text_file, "text file", PARALLEL_FIX)
+    check_file(labels_file, "labels file", PARALLEL_FIX)
+    files = (text_file, labels_file)
+    readers = (read_lines(text_file), read_lines(labels_file))
+    ends = [0, 0]  # the last non-blank line of the text file and of the labels file, so far
+    count = 0
+    for text_item, labels_item in zip_longest(*readers):
+        if text_item is None or labels_item is None:
+            longer = 0 if labels_item is None else 1
+            number, line = text_item or labels_item
+            if not line.strip():
+                continue
+            ends[longer] = max([number] + [n for n, more in readers[longer] if more.strip()])
+            raise DataError(f"{files[1 - longer]}:{number}: missing: {text_file} has {ends[0]} lines but "
+                            f"{labels_file} has {ends[1]}; line N of the labels file holds the labels of line N "
+                            f"of the text file: make them line up")
+        (number, text), (_, labels_line) = text_item, labels_item
+        words, labels = text.split(), labels_line.split()
+        if words:
+            ends[0] = number
+        if labels:
+            ends[1] = number
+        if not words and not labels:
+            continue
+        if len(words) != len(labels):
+            raise DataError(f"{labels_file}:{number}: {len(labels)} labels for the {len(words)} words of "
+                            f"{text_file}:{number}; give every word exactly one label")
+        yield number, words, labels
+        count += 1
+        if 0 < num_samples <= count:
+            return
+    if not count:
+        raise DataError(f"text file {text_file} holds no sentences: write one sentence a line, and its labels on "
+                        f"the same line of {labels_file} (dataset_convert writes them)")
