@@ -126,11 +126,12 @@ def bench_env() -> Dict[str, str]:
 
 # ============================================================================ tao's optimizer, for the peer
 
-def tao_optim_defaults() -> Dict[str, Any]:
-    """tao's default optimizer, schedule and clipping, from its spec schema (what `tao train` uses)."""
-    from tao_launcher.spec.schema import OptimSpec, TrainerSpec
+def tao_optim_defaults(task: str = "text_classification") -> Dict[str, Any]:
+    """tao's default optimizer, schedule and clipping for ``task``, from its train schema (what `tao train` uses)."""
+    from tao_launcher.registry import TASKS
 
-    o, t = OptimSpec(), TrainerSpec()
+    spec = TASKS[task].subtasks["train"].schema()()
+    o, t = spec.optim, spec.trainer
     d = {"name": o.name, "lr": o.lr, "weight_decay": o.weight_decay, "betas": list(o.betas),
          "sched": o.sched.name, "warmup_ratio": o.sched.warmup_ratio, "warmup_steps": o.sched.warmup_steps,
          "min_lr": o.sched.min_lr, "gradient_clip_val": t.gradient_clip_val,
@@ -150,15 +151,16 @@ def tao_warmup_steps(total_steps: int, d: Dict[str, Any]) -> int:
 # ============================================================================ the Hugging Face Trainer peer
 
 def peer_trainer(model, tokenizer, train_ds: Sequence[Dict[str, Any]], collator: Callable, output_dir: Path,
-                 seed: int, batch_size: int, eval_batch_size: int, epochs: int = 1) -> SimpleNamespace:
-    """A ``transformers.Trainer`` configured like tao's defaults (see benchmarks/README.md, the peer table).
+                 seed: int, batch_size: int, eval_batch_size: int, epochs: int = 1,
+                 task: str = "text_classification") -> SimpleNamespace:
+    """A ``transformers.Trainer`` configured like tao's defaults for ``task`` (see benchmarks/README.md, the peer table).
 
     Returns trainer, timer (the training loop's wall clock: on_train_begin, first on_step_begin,
     on_train_end), padded (tokens and batches the collator produced during training), warmup, defaults.
     """
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
-    d = tao_optim_defaults()
+    d = tao_optim_defaults(task)
     padded = {"tokens": 0, "batches": 0, "training": False}
 
     def counting_collator(features):

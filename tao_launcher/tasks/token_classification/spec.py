@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, List, Optional
 
-from tao_launcher.nlp.spec import ExportFields, word_data_spec
-from tao_launcher.spec.schema import REQUIRED, LanguageModelSpec, OptimSpec, SpecBase, TrainerSpec, section, spec_field
+from tao_launcher.nlp.spec import ExportFields, WordOptimSpec, word_data_spec
+from tao_launcher.spec.schema import REQUIRED, LanguageModelSpec, SpecBase, TrainerSpec, section, spec_field
 
 TrainingData = word_data_spec("TrainingData", "train", 32, training=True)
 ValidationData = word_data_spec("ValidationData", "dev", 64, training=False)
@@ -27,7 +27,8 @@ class TokenDatasetSpec:
 
 @dataclass
 class TokenHeadSpec:
-    num_fc_layers: int = spec_field(2, "layers of the MLP on each token vector (1: a single linear layer)")
+    num_fc_layers: int = spec_field(1, "layers of the MLP on each token vector (1: a single linear layer, which "
+                                    "learns fastest from little data)")
     fc_dropout: float = spec_field(0.1, "dropout before each head layer")
 
 
@@ -65,7 +66,7 @@ class TrainSpec(SpecBase):
     model: ModelSpec = section(ModelSpec, "the model")
     training_ds: TrainingData = section(TrainingData, "training data (files in data_dir)")
     validation_ds: ValidationData = section(ValidationData, "validation data, evaluated every epoch")
-    optim: OptimSpec = section(OptimSpec, "optimizer")
+    optim: WordOptimSpec = section(WordOptimSpec, "optimizer")
 
 
 @dataclass
@@ -77,7 +78,7 @@ class FinetuneSpec(SpecBase):
     model: FinetuneModelSpec = section(FinetuneModelSpec, "the model comes from -m")
     finetuning_ds: TrainingData = section(TrainingData, "fine-tuning data (files in data_dir)")
     validation_ds: ValidationData = section(ValidationData, "validation data, evaluated every epoch")
-    optim: OptimSpec = section(OptimSpec, "optimizer")
+    optim: WordOptimSpec = section(WordOptimSpec, "optimizer")
 
 
 @dataclass
