@@ -152,7 +152,7 @@ def tao_warmup_steps(total_steps: int, d: Dict[str, Any]) -> int:
 
 def peer_trainer(model, tokenizer, train_ds: Sequence[Dict[str, Any]], collator: Callable, output_dir: Path,
                  seed: int, batch_size: int, eval_batch_size: int, epochs: int = 1,
-                 task: str = "text_classification") -> SimpleNamespace:
+                 task: str = "text_classification", lr: Optional[float] = None) -> SimpleNamespace:
     """A ``transformers.Trainer`` configured like tao's defaults for ``task`` (see benchmarks/README.md, the peer table).
 
     Returns trainer, timer (the training loop's wall clock: on_train_begin, first on_step_begin,
@@ -161,6 +161,8 @@ def peer_trainer(model, tokenizer, train_ds: Sequence[Dict[str, Any]], collator:
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
     d = tao_optim_defaults(task)
+    if lr is not None:  # the benchmark sets the lr of both systems
+        d = {**d, "lr": lr}
     padded = {"tokens": 0, "batches": 0, "training": False}
 
     def counting_collator(features):

@@ -226,7 +226,7 @@ def peer_worker(args) -> None:
     train_words = sum(len(x) for x in train_x)
     peer = peer_trainer(model, tokenizer, train_ds, DataCollatorForTokenClassification(tokenizer),
                         Path(args.result).parent / f"peer-{args.part}-trainer-seed{args.seed}", args.seed,
-                        BATCH_SIZE, EVAL_BATCH_SIZE, epochs=args.epochs, task=PART_TASK[args.part])
+                        BATCH_SIZE, EVAL_BATCH_SIZE, epochs=args.epochs, task=PART_TASK[args.part], lr=args.lr)
     out = peer.trainer.train()
     t_trained = time.perf_counter()
     model.eval()
@@ -322,6 +322,7 @@ def run_part(part: str, args, work: Path, data_dir: Path, encoder: Path, env, re
     task = NER if part == "ner" else PUNCT
     epochs = 1 if part == "ner" else args.punct_epochs
     n = args.ner_train_samples if part == "ner" else None
+    lr = [] if part == "ner" or args.punct_lr is None else [args.punct_lr]  # both systems get the same lr
     train_x, _ = read_pair(data_dir / "text_train.txt", data_dir / "labels_train.txt", n)
     train_words = sum(len(x) for x in train_x)
     unit = "sentences" if part == "ner" else "words"
@@ -333,7 +334,7 @@ def run_part(part: str, args, work: Path, data_dir: Path, encoder: Path, env, re
         for who in order:
             if who == "tao" and not args.peer_only:
                 log(f"{part} run {run}/{args.runs} seed {seed}: tao {task} train + evaluate")
-                extra = [f"training_ds.num_samples={n}"] if n else []
+                extra = ([f"training_ds.num_samples={n}"] if n else []) + [f"optim.lr={x}" for x in lr]
                 t = tao_train_and_evaluate(task, work, f"{part}-run{run}", [
                     *extra, f"training_ds.batch_size={BATCH_SIZE}", f"trainer.max_epochs={epochs}",
                     "trainer.enable_progress_bar=false", f"trainer.seed={seed}", *args.tao_override], data_dir, env)
@@ -358,7 +359,8 @@ def run_part(part: str, args, work: Path, data_dir: Path, encoder: Path, env, re
                 log(f"{part} run {run}/{args.runs} seed {seed}: Hugging Face Trainer")
                 proc = run_worker(__file__, "peer", [
                     "--part", part, "--encoder", str(encoder), "--data-dir", str(data_dir), "--seed", str(seed),
-                    "--worker-epochs", str(epochs), "--result", str(result)] + (["--train-samples", str(n)] if n else []),
+                    "--worker-epochs", str(epochs), "--result", str(result)] + (["--train-samples", str(n)] if n else [])
+                    + [a for x in lr for a in ("--worker-lr", str(x))],
                     env, work / f"{part}-run{run}-peer.log", "peer training")
                 p = json.loads(result.read_text())
                 p["process"] = proc
@@ -581,8 +583,11 @@ def parse_args(argv=None):
                    help="NER: first N eng.train sentences (default 2000)")
     p.add_argument("--full", action="store_true",
                    help=f"NER: also train tao once on all of eng.train for {FULL_EPOCHS} epochs (goal: F1 >= {TARGET_FULL_F1})")
-    p.add_argument("--punct-epochs", "--epochs", dest="punct_epochs", type=int, default=3,
-                   help="punctuation: training epochs, both systems (default 3)")
+    p.add_argument("--punct-epochs", "--epochs", dest="punct_epochs", type=int, default=4,
+                   help="punctuation: training epochs, both systems (default 4)")
+    p.add_argument("--punct-lr", type=float, default=5e-4,
+                   help="punctuation: peak learning rate, both systems (default 5e-4: at tao's default 2e-4 and 2 "
+                        "epochs neither system learns a single mark, so the comparison would tell nothing)")
     p.add_argument("--punct-max-lines", type=int,
                    help="punctuation: use only the first N paragraphs (default: all 468); for quick checks")
     p.add_argument("--conll-dir", type=Path, default=DEFAULT_CONLL,
@@ -601,6 +606,7 @@ def parse_args(argv=None):
     p.add_argument("--data-dir", help=argparse.SUPPRESS)
     p.add_argument("--train-samples", type=int, help=argparse.SUPPRESS)
     p.add_argument("--worker-epochs", dest="epochs", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--worker-lr", dest="lr", type=float, default=None, help=argparse.SUPPRESS)
     p.add_argument("--result", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 

@@ -16,7 +16,7 @@ import pytorch_lightning as pl
 from tao_launcher.core import trainer as core_trainer
 from tao_launcher.core.model import opened_model_archive, write_model_archive
 from tao_launcher.core.results import is_worker_process
-from tao_launcher.errors import UsageError
+from tao_launcher.errors import DataError, UsageError
 from tao_launcher.nlp.model import EncoderNet, read_model, write_payload
 
 ARCHIVE_NAME = "trained-model.tao"
@@ -66,6 +66,15 @@ def export(spec, run, task: str, net_cls: Type[EncoderNet]) -> Dict:
     run.results.record(model=dest)
     log.info("exported %s", dest)
     return {}
+
+
+def data_folder(data_dir: str) -> Path:
+    """``data_dir`` of the word-level tasks, checked before anything reads from it."""
+    folder = Path(data_dir)
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise DataError(f"data_dir {folder} {what}: set data_dir= to the folder that dataset_convert wrote")
+    return folder
 
 
 def input_texts(spec, read_file: Callable[[str], List], what: str = "sentences") -> List:

@@ -34,7 +34,7 @@ log = logging.getLogger("tao.punctuation_and_capitalization")
 
 
 def _read(data_dir: str, ds, config: Dict):
-    folder = Path(data_dir)
+    folder = nlp.data_folder(data_dir)
     return data.read_examples(folder / ds.text_file, folder / ds.labels_file, ds.num_samples,
                               config["punct_labels"], config["capit_labels"])
 
@@ -71,12 +71,13 @@ def _check_weight(weight: float) -> float:
 
 def train(spec: TrainSpec, run: RunContext) -> Dict:
     m = spec.model
-    folder = Path(spec.data_dir)
+    folder = nlp.data_folder(spec.data_dir)
     weight = _check_weight(m.punct_loss_weight)
     punct = data.read_label_ids(Path(m.punct_label_ids) if m.punct_label_ids else folder / data.PUNCT_LABEL_IDS)
     capit = data.read_label_ids(Path(m.capit_label_ids) if m.capit_label_ids else folder / data.CAPIT_LABEL_IDS)
-    if punct[0] != "O" or "U" not in capit:
-        raise DataError(f"the label sets must have O as the first punctuation label and U among the case labels "
+    if len(punct) < 2 or punct[0] != "O" or "U" not in capit:
+        raise DataError(f"the label sets must have O first and at least one mark among the punctuation labels, and U "
+                        f"among the case labels "
                         f"(got {' '.join(punct)} and {' '.join(capit)}): rewrite them with dataset_convert")
     encoder, tokenizer = pretrained(m.language_model)
     config = {"punct_labels": punct, "capit_labels": capit, "max_seq_length": m.dataset.max_seq_length,

@@ -34,11 +34,11 @@ log = logging.getLogger("tao.token_classification")
 
 
 def _label_set(label_ids: str | None, data_dir: str) -> List[str]:
-    return data.read_label_ids(Path(label_ids) if label_ids else Path(data_dir) / "label_ids.csv")
+    return data.read_label_ids(Path(label_ids) if label_ids else nlp.data_folder(data_dir) / "label_ids.csv")
 
 
 def _read(data_dir: str, ds, label_names: Sequence[str]):
-    folder = Path(data_dir)
+    folder = nlp.data_folder(data_dir)
     return data.read_examples(folder / ds.text_file, folder / ds.labels_file, ds.num_samples, label_names)
 
 
@@ -75,7 +75,7 @@ def train(spec: TrainSpec, run: RunContext) -> Dict:
 
 def finetune(spec: FinetuneSpec, run: RunContext) -> Dict:
     net, tokenizer, config = load_model(run.model, run.key, TASK, TokenClassifier)
-    default = Path(spec.data_dir) / "label_ids.csv"
+    default = nlp.data_folder(spec.data_dir) / "label_ids.csv"
     if spec.model.label_ids or default.is_file():
         labels = _label_set(spec.model.label_ids, spec.data_dir)
         if labels != config["label_names"]:
