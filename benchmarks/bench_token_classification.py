@@ -226,7 +226,7 @@ def peer_worker(args) -> None:
     train_words = sum(len(x) for x in train_x)
     peer = peer_trainer(model, tokenizer, train_ds, DataCollatorForTokenClassification(tokenizer),
                         Path(args.result).parent / f"peer-{args.part}-trainer-seed{args.seed}", args.seed,
-                        BATCH_SIZE, EVAL_BATCH_SIZE, epochs=args.epochs, task=PART_TASK[args.part], lr=args.lr)
+                        args.batch_size, EVAL_BATCH_SIZE, epochs=args.epochs, task=PART_TASK[args.part], lr=args.lr)
     out = peer.trainer.train()
     t_trained = time.perf_counter()
     model.eval()
@@ -264,7 +264,8 @@ def peer_worker(args) -> None:
 
 # ============================================================================ tao
 
-def tao_windows(encoder: Path, texts: Sequence[Sequence[str]], seed: int, epochs: int) -> Dict[str, Any]:
+def tao_windows(encoder: Path, texts: Sequence[Sequence[str]], seed: int, epochs: int,
+                batch_size: int = BATCH_SIZE) -> Dict[str, Any]:
     """The training inputs tao makes of these sentences (its own word windows of <= 128 sub-tokens, its own
     length-bucketed batches): how many, and tokens real vs padded. Empty if tao's internals changed."""
     try:
@@ -277,7 +278,7 @@ def tao_windows(encoder: Path, texts: Sequence[Sequence[str]], seed: int, epochs
         lengths = [len(w.input_ids) for w in windows]
         padded = 0
         for epoch in range(epochs):
-            sampler = LengthBucketBatchSampler(lengths, BATCH_SIZE, True, seed)
+            sampler = LengthBucketBatchSampler(lengths, batch_size, True, seed)
             sampler.set_epoch(epoch)
             padded += sum(len(b) * max(lengths[i] for i in b) for b in sampler)
         return {"windows": len(windows), "real_train_tokens": sum(lengths) * epochs, "padded_train_tokens": padded}
@@ -323,6 +324,7 @@ def run_part(part: str, args, work: Path, data_dir: Path, encoder: Path, env, re
     epochs = 1 if part == "ner" else args.punct_epochs
     n = args.ner_train_samples if part == "ner" else None
     lr = [] if part == "ner" or args.punct_lr is None else [args.punct_lr]  # both systems get the same lr
+    batch_size = BATCH_SIZE if part == "ner" else args.punct_batch_size
     train_x, _ = read_pair(data_dir / "text_train.txt", data_dir / "labels_train.txt", n)
     train_words = sum(len(x) for x in train_x)
     unit = "sentences" if part == "ner" else "words"
@@ -336,9 +338,9 @@ def run_part(part: str, args, work: Path, data_dir: Path, encoder: Path, env, re
                 log(f"{part} run {run}/{args.runs} seed {seed}: tao {task} train + evaluate")
                 extra = ([f"training_ds.num_samples={n}"] if n else []) + [f"optim.lr={x}" for x in lr]
                 t = tao_train_and_evaluate(task, work, f"{part}-run{run}", [
-                    *extra, f"training_ds.batch_size={BATCH_SIZE}", f"trainer.max_epochs={epochs}",
+                    *extra, f"training_ds.batch_size={batch_size}", f"trainer.max_epochs={epochs}",
                     "trainer.enable_progress_bar=false", f"trainer.seed={seed}", *args.tao_override], data_dir, env)
-                t["inputs"] = tao_windows(encoder, train_x, seed, epochs)
+                t["inputs"] = tao_windows(encoder, train_x, seed, epochs, batch_size)
                 sps = metric(t["metrics"], "train_samples_per_sec", f"tao {task} train")
                 windows = t["inputs"].get("windows")
                 # tao counts windows (a sentence longer than 128 sub-tokens is more than one): to unit/s
@@ -359,7 +361,8 @@ def run_part(part: str, args, work: Path, data_dir: Path, encoder: Path, env, re
                 log(f"{part} run {run}/{args.runs} seed {seed}: Hugging Face Trainer")
                 proc = run_worker(__file__, "peer", [
                     "--part", part, "--encoder", str(encoder), "--data-dir", str(data_dir), "--seed", str(seed),
-                    "--worker-epochs", str(epochs), "--result", str(result)] + (["--train-samples", str(n)] if n else [])
+                    "--worker-epochs", str(epochs), "--worker-batch-size", str(batch_size), "--result", str(result)]
+                    + (["--train-samples", str(n)] if n else [])
                     + [a for x in lr for a in ("--worker-lr", str(x))],
                     env, work / f"{part}-run{run}-peer.log", "peer training")
                 p = json.loads(result.read_text())
@@ -500,7 +503,7 @@ def markdown(res: Dict[str, Any]) -> str:
         else:
             setting = (f"{d.get('train_lines')} lines / {d.get('train_words')} words, {a['punct_epochs']} "
                        f"epoch{'' if a['punct_epochs'] == 1 else 's'}, "
-                       f"batch {BATCH_SIZE}; dev {d.get('dev_lines')} lines / {d.get('dev_words')} words")
+                       f"batch {a.get('punct_batch_size')}, lr {a.get('punct_lr') or 'tao default'} for both; dev {d.get('dev_lines')} lines / {d.get('dev_words')} words")
         lines += [f"### {spec['title']}: medians ({setting})", "",
                   "| benchmark | tao | peer (HF Trainer) | tao / peer | target | |", "|---|---|---|---|---|---|"]
         has_tao = "tao_wall" in s
@@ -585,6 +588,8 @@ def parse_args(argv=None):
                    help=f"NER: also train tao once on all of eng.train for {FULL_EPOCHS} epochs (goal: F1 >= {TARGET_FULL_F1})")
     p.add_argument("--punct-epochs", "--epochs", dest="punct_epochs", type=int, default=4,
                    help="punctuation: training epochs, both systems (default 4)")
+    p.add_argument("--punct-batch-size", type=int, default=16,
+                   help="punctuation: batch size, both systems (default 16: twice the steps of 32 for the same compute)")
     p.add_argument("--punct-lr", type=float, default=5e-4,
                    help="punctuation: peak learning rate, both systems (default 5e-4: at tao's default 2e-4 and 2 "
                         "epochs neither system learns a single mark, so the comparison would tell nothing)")
@@ -607,6 +612,7 @@ def parse_args(argv=None):
     p.add_argument("--train-samples", type=int, help=argparse.SUPPRESS)
     p.add_argument("--worker-epochs", dest="epochs", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--worker-lr", dest="lr", type=float, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--worker-batch-size", dest="batch_size", type=int, default=BATCH_SIZE, help=argparse.SUPPRESS)
     p.add_argument("--result", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 

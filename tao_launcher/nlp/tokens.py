@@ -37,7 +37,9 @@ class Window:
 
 def subtokens(tokenizer, sentences: Sequence[Sequence[str]]) -> List[List[List[int]]]:
     """Sub-token ids per word per sentence; a word the tokenizer drops entirely becomes [UNK]."""
-    encoded = tokenizer([list(s) for s in sentences], is_split_into_words=True, add_special_tokens=False)
+    # verbose=False: a long paragraph is split into windows later, so "longer than the maximum" is no warning here
+    encoded = tokenizer([list(s) for s in sentences], is_split_into_words=True, add_special_tokens=False,
+                        verbose=False)
     out = []
     for i, sentence in enumerate(sentences):
         pieces: List[List[int]] = [[] for _ in sentence]
