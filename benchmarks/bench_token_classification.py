@@ -586,8 +586,8 @@ def parse_args(argv=None):
                    help="NER: first N eng.train sentences (default 2000)")
     p.add_argument("--full", action="store_true",
                    help=f"NER: also train tao once on all of eng.train for {FULL_EPOCHS} epochs (goal: F1 >= {TARGET_FULL_F1})")
-    p.add_argument("--punct-epochs", "--epochs", dest="punct_epochs", type=int, default=4,
-                   help="punctuation: training epochs, both systems (default 4)")
+    p.add_argument("--punct-epochs", "--epochs", dest="punct_epochs", type=int, default=3,
+                   help="punctuation: training epochs, both systems (default 3)")
     p.add_argument("--punct-batch-size", type=int, default=16,
                    help="punctuation: batch size, both systems (default 16: twice the steps of 32 for the same compute)")
     p.add_argument("--punct-lr", type=float, default=5e-4,
