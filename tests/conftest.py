@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -39,6 +40,39 @@ def tao(*args: str, env: dict | None = None, timeout: float = 600, check: bool =
     if check and proc.returncode != 0:
         raise AssertionError(f"tao {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def status(results: Path) -> dict:
+    return json.loads((results / "status.json").read_text())
+
+
+def lines(path: Path) -> list:
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def concurrently(**commands) -> dict:
+    """Run ``name=[tao args]`` two at a time; returns the finished processes by name."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {name: pool.submit(tao, *args) for name, args in commands.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+def assert_ok(proc) -> None:
+    assert proc.returncode == 0, f"exit {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+
+
+def assert_error(proc, code: int, *fragments: str) -> str:
+    """Exit ``code`` with one ``tao: error:`` line holding every fragment, no traceback and no key."""
+    assert proc.returncode == code, f"exit {proc.returncode}:\n{proc.stderr[-3000:]}"
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("tao: error: ")]
+    assert len(errors) == 1, proc.stderr[-3000:]
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
+    assert KEY not in proc.stderr and KEY not in proc.stdout
+    return errors[0]
 
 
 def dataset(name: str) -> Path:

@@ -7,12 +7,11 @@ two at a time (concurrent.futures), as they spend most of their time importing t
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from conftest import KEY, dataset, tao
+from conftest import KEY, assert_error, assert_ok, concurrently, dataset, lines, status, tao
 from tao_launcher.core.metrics import extract_spans
 
 NER = "token_classification"
@@ -27,36 +26,6 @@ EVAL_SENTENCES = 300
 INFER_SENTENCES = 100
 LONG_WORDS = 400
 
-
-def status(results: Path) -> dict:
-    return json.loads((results / "status.json").read_text())
-
-
-def lines(path: Path) -> list:
-    return path.read_text(encoding="utf-8").splitlines()
-
-
-def concurrently(**commands) -> dict:
-    """Run ``name=[tao args]`` two at a time; returns the finished processes by name."""
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {name: pool.submit(tao, *args) for name, args in commands.items()}
-        return {name: future.result() for name, future in futures.items()}
-
-
-def assert_ok(proc) -> None:
-    assert proc.returncode == 0, f"exit {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
-
-
-def assert_error(proc, code: int, *fragments: str) -> str:
-    """Exit ``code`` with one ``tao: error:`` line holding every fragment, and no traceback."""
-    assert proc.returncode == code, f"exit {proc.returncode}:\n{proc.stderr[-3000:]}"
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("tao: error: ")]
-    assert len(errors) == 1, proc.stderr[-3000:]
-    for fragment in fragments:
-        assert fragment in errors[0], errors[0]
-    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
-    assert KEY not in proc.stderr and KEY not in proc.stdout
-    return errors[0]
 
 
 # ----------------------------------------------------------------------------- session fixtures
