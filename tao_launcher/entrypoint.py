@@ -2,7 +2,8 @@
 
 Both runners call it with the same arguments. It resolves the spec, prepares the results
 folder, seeds the run (the one place where that happens), runs the subtask function that the
-registry names and records the outcome in ``status.json``. The key comes from ``TAO_KEY`` or the file named by ``TAO_KEY_FILE``,
+registry names and records the outcome in ``status.json``. The key comes from ``TAO_KEY`` or
+the file named by ``TAO_KEY_FILE``,
 never from the command line; ``TAO_PATH_MAP`` (local runner) maps container paths to host paths.
 """
 
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from tao_launcher.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, TaoError, UsageError
-from tao_launcher.registry import RunContext
+from tao_launcher.registry import TASKS, RunContext
 
 log = logging.getLogger("tao")
 RESUMABLE = {"train", "finetune"}
@@ -63,7 +64,6 @@ def run(argv: List[str]) -> int:
         signal.signal(sig, on_signal)
 
     from tao_launcher.launcher.mounts import PathMap
-    from tao_launcher.registry import TASKS
 
     args = parse_args(argv)
     to_host = PathMap.from_json(os.environ.get("TAO_PATH_MAP", "[]")).to_host

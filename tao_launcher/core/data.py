@@ -7,8 +7,9 @@ inference on short sentences; the order of batches is still shuffled every epoch
 
 from __future__ import annotations
 
+import functools
 import random
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -123,15 +124,14 @@ class BucketedDataModule(pl.LightningDataModule):
 
     def __init__(self, train: List[Dict[str, Any]], val: List[Dict[str, Any]], *, pad_id: int, seed: int,
                  train_batch_size: int, val_batch_size: int, shuffle: bool = True, train_num_workers: int = 0,
-                 val_num_workers: int = 0, collate: Optional[Callable] = None):
+                 val_num_workers: int = 0):
         super().__init__()
         self.examples = {"train": train, "validation": val}
-        self.pad_id = pad_id
         self.seed = seed
         self.batch_sizes = {"train": train_batch_size, "validation": val_batch_size}
         self.shuffle = shuffle
         self.num_workers = {"train": train_num_workers, "validation": val_num_workers}
-        self.collate = collate or (lambda batch: collate_examples(batch, pad_id))
+        self.collate = functools.partial(collate_examples, pad_id=pad_id)
 
     def _loader(self, split: str, loader_cls=torch.utils.data.DataLoader):
         trainer = self.trainer

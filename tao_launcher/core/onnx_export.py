@@ -2,7 +2,9 @@
 
 The network names its inputs and outputs (``input_names``, ``output_names``), their dynamic
 axes (``export_axes()``), example inputs (``example_inputs()``) and output shapes
-(``output_dims()``), as NeMo's ``Exportable`` does; nothing here knows a task. Uses the TorchScript-based exporter (``dynamo=False``): it needs no extra packages and
+(``output_dims()``), as NeMo's ``Exportable`` does; nothing here knows a task.
+
+Uses the TorchScript-based exporter (``dynamo=False``): it needs no extra packages and
 handles the Hugging Face encoders; the graph is checked with ``onnx.checker``. The network is
 traced with eager attention (see ``_use_eager_attention``); export is the last use of ``net``.
 """

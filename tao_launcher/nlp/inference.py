@@ -12,7 +12,7 @@ from typing import Callable, Dict, List, Sequence
 import numpy as np
 import torch
 
-from tao_launcher.core.data import length_sorted_batches, pad_value
+from tao_launcher.core.data import collate_examples, length_sorted_batches
 
 Runner = Callable[[Dict[str, np.ndarray]], List[np.ndarray]]
 
@@ -49,20 +49,8 @@ def run_batched(runner: Runner, examples: Sequence[Dict[str, List[int]]], batch_
     """
     results: List[List[np.ndarray]] = [None] * len(examples)  # type: ignore[list-item]
     for batch in length_sorted_batches([len(e["input_ids"]) for e in examples], batch_size):
-        longest = max(len(examples[i]["input_ids"]) for i in batch)
-        feeds = {}
-        for name in runner.input_names:
-            key = "input_ids" if name == "attention_mask" else name
-            array = np.full((len(batch), longest), 0 if name == "attention_mask" else pad_value(name, pad_id),
-                            dtype=np.int64)
-            for row, i in enumerate(batch):
-                seq = examples[i].get(key, ())
-                if name == "attention_mask":
-                    array[row, :len(seq)] = 1
-                else:
-                    array[row, :len(seq)] = seq
-            feeds[name] = array
-        outputs = runner(feeds)
+        padded = collate_examples([examples[i] for i in batch], pad_id)  # the padding training uses
+        outputs = runner({name: padded[name].numpy() for name in runner.input_names})
         for row, i in enumerate(batch):
             n = len(examples[i]["input_ids"])
             results[i] = [o[row, :n] if o.ndim >= 3 else o[row] for o in outputs]

@@ -45,7 +45,8 @@ class EncoderNet(nn.Module):
 
     @classmethod
     def from_config(cls, model_config: Dict, encoder: nn.Module) -> "EncoderNet":
-        raise NotImplementedError
+        """The network as saved: every task's net is built from its encoder and model_config alone."""
+        return cls(encoder, model_config)
 
     def artifacts(self) -> Dict[str, str]:
         """Label files saved beside the weights, by file name (text)."""

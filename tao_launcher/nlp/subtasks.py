@@ -14,10 +14,10 @@ from typing import Callable, Dict, List, Sequence, Type
 import pytorch_lightning as pl
 
 from tao_launcher.core import trainer as core_trainer
-from tao_launcher.core.model import opened_model_archive, write_model_archive
+from tao_launcher.core.model import write_model_archive
 from tao_launcher.core.results import is_worker_process
 from tao_launcher.errors import DataError, UsageError
-from tao_launcher.nlp.model import EncoderNet, read_model, write_payload
+from tao_launcher.nlp.model import EncoderNet, load_model, write_payload
 
 ARCHIVE_NAME = "trained-model.tao"
 log = logging.getLogger("tao.nlp")
@@ -53,16 +53,15 @@ def export(spec, run, task: str, net_cls: Type[EncoderNet]) -> Dict:
     if "/" in name:
         raise UsageError(f"export_to is a file name inside the results folder, got {name!r}")
     dest = run.results.path / name
-    with opened_model_archive(run.model, run.key, task) as folder:
-        net, tokenizer, _ = read_model(folder, net_cls)
+    net, tokenizer, _ = load_model(run.model, run.key, task, net_cls)
 
-        def payload(out: Path) -> None:
-            export_onnx(net, out / "model.onnx", opset=spec.onnx_opset)
-            write_payload(out, net, tokenizer, weights=False)
-            if kind == "riva":
-                (out / "riva_config.yaml").write_text(riva_config(task, net))
+    def payload(out: Path) -> None:
+        export_onnx(net, out / "model.onnx", opset=spec.onnx_opset)
+        write_payload(out, net, tokenizer, weights=False)
+        if kind == "riva":
+            (out / "riva_config.yaml").write_text(riva_config(task, net))
 
-        write_model_archive(dest, run.key, kind=kind, task=task, metrics=None, write_payload=payload)
+    write_model_archive(dest, run.key, kind=kind, task=task, metrics=None, write_payload=payload)
     run.results.record(model=dest)
     log.info("exported %s", dest)
     return {}

@@ -32,10 +32,6 @@ class PunctCapitModel(EncoderNet):
         self.capit_head = mlp_head(hidden, len(model_config["capit_labels"]), model_config["capit_num_fc_layers"],
                                    model_config["capit_fc_dropout"])
 
-    @classmethod
-    def from_config(cls, model_config: Dict, encoder: nn.Module) -> "PunctCapitModel":
-        return cls(encoder, model_config)
-
     def artifacts(self) -> Dict[str, str]:
         return {"punct_label_ids.csv": "\n".join(self.model_config["punct_labels"]) + "\n",
                 "capit_label_ids.csv": "\n".join(self.model_config["capit_labels"]) + "\n"}

@@ -25,10 +25,6 @@ class TextClassifier(EncoderNet):
         self.head = mlp_head(encoder.config.hidden_size, model_config["num_classes"],
                              model_config["num_output_layers"], model_config["fc_dropout"])
 
-    @classmethod
-    def from_config(cls, model_config: Dict, encoder: nn.Module) -> "TextClassifier":
-        return cls(encoder, model_config)
-
     def artifacts(self) -> Dict[str, str]:
         return {"labels.txt": "\n".join(self.model_config["label_names"]) + "\n"}
 

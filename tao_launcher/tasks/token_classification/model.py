@@ -28,10 +28,6 @@ class TokenClassifier(EncoderNet):
         self.head = mlp_head(encoder.config.hidden_size, len(model_config["label_names"]),
                              model_config["num_fc_layers"], model_config["fc_dropout"])
 
-    @classmethod
-    def from_config(cls, model_config: Dict, encoder: nn.Module) -> "TokenClassifier":
-        return cls(encoder, model_config)
-
     def artifacts(self) -> Dict[str, str]:
         return {"label_ids.csv": "\n".join(self.model_config["label_names"]) + "\n"}
 
