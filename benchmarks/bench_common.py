@@ -243,11 +243,11 @@ def tao_cli() -> str:
     return found
 
 
-def run_logged(cmd: List[str], env: Dict[str, str], log_file: Path, what: str) -> Dict[str, float]:
+def run_logged(cmd: List[str], env: Dict[str, str], log_file: Path, what: str, cwd: Path = REPO) -> Dict[str, float]:
     """Run a subprocess with output to a file; wall and CPU seconds; fail loudly with the log's tail."""
     snap0, cpu0, load0, t0 = cpu_snapshot(), children_cpu(), loadavg(), time.perf_counter()
     with open(log_file, "w") as f:
-        code = subprocess.call(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, cwd=str(REPO))
+        code = subprocess.call(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, cwd=str(cwd))
     wall = time.perf_counter() - t0
     own = children_cpu() - cpu0
     if code != 0:

@@ -97,8 +97,8 @@ def task(name: str, domain: str, summary: str, available: bool = True,
 TASKS: Dict[str, Task] = {t.name: t for t in (
     task("text_classification", "nlp", "sentence classification (sentiment, domain) on a BERT encoder"),
     task("token_classification", "nlp", "named-entity recognition (CoNLL-2003 style)"),
-    task("question_answering", "nlp", "extractive question answering (SQuAD v1.1/v2.0)", available=False),
-    task("intent_slot_classification", "nlp", "joint intent and slot filling (ATIS, SNIPS)", available=False),
+    task("question_answering", "nlp", "extractive question answering (SQuAD v1.1/v2.0)"),
+    task("intent_slot_classification", "nlp", "joint intent and slot filling (ATIS, SNIPS)"),
     task("punctuation_and_capitalization", "nlp", "restore punctuation and capitals in ASR output"),
     task("speech_to_text", "asr", "speech recognition with QuartzNet, Jasper or Citrinet", available=False),
 )}

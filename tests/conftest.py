@@ -20,6 +20,33 @@ KEY = "k3y-that-must-never-leak-7f9c"
 TAO = [sys.executable, "-c", "import sys; sys.argv[0] = 'tao'; from tao_launcher.launcher.cli import run; run()"]
 
 
+def pytest_configure(config):
+    """Every test session gets its own HOME, so that nothing of the developer's (a leftover
+    ``~/.tao_mounts.json``, ``~/.tao/config.json``, caches) is read or written by a test.
+
+    Set before collection, so it holds for this process and every ``tao`` it starts; the real
+    HOME stays in ``TAO_TEST_REAL_HOME`` for the rare test that must name it."""
+    import tempfile
+
+    global SESSION_HOME
+    if SESSION_HOME is None:
+        SESSION_HOME = Path(tempfile.mkdtemp(prefix="tao-test-home-"))
+        os.environ.setdefault("TAO_TEST_REAL_HOME", os.environ.get("HOME", ""))
+        os.environ["HOME"] = str(SESSION_HOME)
+        for name in [k for k in os.environ if k.startswith("TAO_") and k not in KEEP_TAO_ENV]:
+            del os.environ[name]
+
+
+def pytest_unconfigure(config):
+    if SESSION_HOME is not None:
+        shutil.rmtree(SESSION_HOME, ignore_errors=True)
+
+
+SESSION_HOME: Path | None = None
+# the TAO_* settings a developer may give the test run itself; every other one is dropped
+KEEP_TAO_ENV = {"TAO_TEST_DATASETS", "TAO_REQUIRE_DOCKER", "TAO_TEST_REAL_HOME"}
+
+
 def tao_env(tmp_home: Path | None = None, **extra: str) -> dict:
     """The test process's environment without any TAO_* setting of the developer's, local runner."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAO_")}

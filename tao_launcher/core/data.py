@@ -1,4 +1,4 @@
-"""Batching shared by every task: length-bucketed batches, padding to the batch's longest, the DataModule.
+"""Batching shared by every task: length-bucketed batches and padding to the batch's longest.
 
 Sorting sentences by length inside large windows before cutting batches means a batch
 pads only to lengths that are close together, which is most of the speed of training and
@@ -7,11 +7,9 @@ inference on short sentences; the order of batches is still shuffled every epoch
 
 from __future__ import annotations
 
-import functools
 import random
 from typing import Any, Dict, Iterator, List, Sequence
 
-import pytorch_lightning as pl
 import torch
 
 WINDOW_BATCHES = 50  # sort by length inside windows of this many batches
@@ -112,42 +110,6 @@ def collate_examples(examples: List[Dict[str, Any]], pad_id: int) -> Dict[str, t
         else:
             batch[key] = torch.tensor(values, dtype=torch.float if isinstance(values[0], float) else torch.long)
     return batch
-
-
-class BucketedDataModule(pl.LightningDataModule):
-    """Train and validation loaders over encoded examples, with length-bucketed batches.
-
-    Loaders are built when Lightning asks, after DDP has given each process its rank, so each
-    rank reads its own share. The training loader is resumable (its position goes into checkpoints).
-    ``train`` and ``val`` are lists of examples as ``collate_examples`` takes them.
-    """
-
-    def __init__(self, train: List[Dict[str, Any]], val: List[Dict[str, Any]], *, pad_id: int, seed: int,
-                 train_batch_size: int, val_batch_size: int, shuffle: bool = True, train_num_workers: int = 0,
-                 val_num_workers: int = 0):
-        super().__init__()
-        self.examples = {"train": train, "validation": val}
-        self.seed = seed
-        self.batch_sizes = {"train": train_batch_size, "validation": val_batch_size}
-        self.shuffle = shuffle
-        self.num_workers = {"train": train_num_workers, "validation": val_num_workers}
-        self.collate = functools.partial(collate_examples, pad_id=pad_id)
-
-    def _loader(self, split: str, loader_cls=torch.utils.data.DataLoader):
-        trainer = self.trainer
-        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        examples = self.examples[split]
-        sampler = LengthBucketBatchSampler([len(e["input_ids"]) for e in examples], self.batch_sizes[split],
-                                           self.shuffle and split == "train", self.seed, rank, world)
-        return loader_cls(examples, batch_sampler=sampler, collate_fn=self.collate, num_workers=self.num_workers[split])
-
-    def train_dataloader(self):
-        from tao_launcher.core.trainer import ResumableDataLoader
-
-        return self._loader("train", ResumableDataLoader)
-
-    def val_dataloader(self):
-        return self._loader("validation")
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> List[List[int]]:

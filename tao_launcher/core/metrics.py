@@ -89,6 +89,19 @@ def extract_spans(tags: Sequence[str]) -> List[Tuple[str, int, int]]:
     return spans
 
 
+def span_counts(pred: torch.Tensor, gold: torch.Tensor, label_names: Sequence[str],
+                ignore_index: int = -100) -> torch.Tensor:
+    """[correct, predicted, gold] span counts of a batch of tag ids (batch, sequence), over the positions whose
+    gold is not ``ignore_index`` (first sub-tokens), row by row: what a validation step adds up."""
+    counts = torch.zeros(3, dtype=torch.long)
+    for p_row, g_row in zip(pred.tolist(), gold.tolist()):
+        keep = [i for i, g in enumerate(g_row) if g != ignore_index]
+        p_spans = set(extract_spans([label_names[p_row[i]] for i in keep]))
+        g_spans = set(extract_spans([label_names[g_row[i]] for i in keep]))
+        counts += torch.tensor([len(p_spans & g_spans), len(p_spans), len(g_spans)])
+    return counts
+
+
 def _prf(correct: int, support: int, predicted: int) -> Dict:
     precision = correct / predicted if predicted else 0.0
     recall = correct / support if support else 0.0

@@ -1,4 +1,4 @@
-"""What every task's model shares: optimizer setup and the model archive round trip.
+"""The model archive round trip that every task shares (its Lightning base is core/module.py).
 
 A model archive's payload (see docs/archive_format.md for the encryption)::
 
@@ -15,62 +15,60 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, Optional
 
-import pytorch_lightning as pl
-
 from tao_launcher import __version__
 from tao_launcher.core.archive import open_archive, read_archive_kind, save_archive
-from tao_launcher.core.optim import build_optimizer, build_scheduler
 from tao_launcher.errors import UsageError
 
 MANIFEST = "manifest.json"
 ARCHIVE_FORMAT = "tao-model/1"
 
 
-class TaoModule(pl.LightningModule):
-    """LightningModule base: optimizer and per-step schedule from the spec's ``optim`` section."""
-
-    def __init__(self, optim_spec=None):
-        super().__init__()
-        self.optim_spec = optim_spec
-
-    def configure_optimizers(self):
-        optimizer = build_optimizer(self.named_parameters(), self.optim_spec)
-        scheduler = build_scheduler(optimizer, self.optim_spec.sched, int(self.trainer.estimated_stepping_batches))
-        if scheduler is None:
-            return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-    def log_training(self, loss, batch) -> None:
-        """train_loss on the progress bar and the learning rate, for every task the same way."""
-        from tao_launcher.core.trainer import batch_size_of
-
-        rows = batch_size_of(batch)
-        self.log("train_loss", loss, prog_bar=True, batch_size=rows)
-        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=rows)
-
-
 def write_model_archive(dest: Path, key: str, *, kind: str, task: str, metrics: Optional[Dict[str, Any]],
                         write_payload: Callable[[Path], None]) -> None:
     """Stage the payload in a private temp folder, add the manifest, encrypt atomically to ``dest``."""
-    import torch
-    import transformers
-
     with tempfile.TemporaryDirectory(prefix="tao-pack-") as folder:
         payload = Path(folder)
         write_payload(payload)
-        manifest = {
-            "format": ARCHIVE_FORMAT, "task": task, "kind": kind, "tao_version": __version__,
-            "torch_version": torch.__version__, "transformers_version": transformers.__version__,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "metrics": metrics or {}, "files": sorted(str(p.relative_to(payload)) for p in payload.rglob("*")
-                                                      if p.is_file()),
-        }
-        (payload / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+        write_manifest(payload, kind=kind, task=task, metrics=metrics)
         save_archive(payload, dest, key, kind)
+
+
+def write_model_folder(dest: Path, *, kind: str, task: str, write_payload: Callable[[Path], None]) -> None:
+    """The same payload and manifest as an archive, unencrypted (plain exports): written in a hidden
+    folder beside ``dest`` and renamed into place, so ``dest`` is whole or absent."""
+    import shutil
+
+    staging = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staging.mkdir(parents=True)
+        write_payload(staging)
+        write_manifest(staging, kind=kind, task=task, metrics=None)
+        if dest.is_dir():  # --overwrite of an earlier export
+            shutil.rmtree(dest)
+        os.replace(staging, dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_manifest(payload: Path, *, kind: str, task: str, metrics: Optional[Dict[str, Any]]) -> None:
+    """``manifest.json``: what the payload is (task, kind), what made it, and its files."""
+    import torch
+    import transformers
+
+    manifest = {
+        "format": ARCHIVE_FORMAT, "task": task, "kind": kind, "tao_version": __version__,
+        "torch_version": torch.__version__, "transformers_version": transformers.__version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "metrics": metrics or {}, "files": sorted(str(p.relative_to(payload)) for p in payload.rglob("*")
+                                                  if p.is_file()),
+    }
+    (payload / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
 
 
 @contextlib.contextmanager
@@ -86,3 +84,18 @@ def opened_model_archive(path: Path, key: str, task: str, kinds=("tao",)) -> Ite
         if manifest.get("task") != task:
             raise UsageError(f"{path} holds a {manifest.get('task')} model, not {task}: pass a {task} archive to -m")
         yield folder
+
+
+def plain_model_folder(model_file: Path, task: str) -> Path:
+    """The folder of a plain export (``write_model_folder``) that holds ``model_file``; refuse a file
+    that no tao export wrote, or one of another task."""
+    folder = model_file.parent
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        raise UsageError(f"{model_file} has no tao manifest.json beside it: pass the model.onnx of a folder "
+                         f"that 'export export_format=ONNX encrypt=false' wrote, or an .eonnx/.riva archive") from None
+    if manifest.get("task") != task:
+        raise UsageError(f"{model_file} holds a {manifest.get('task')} model, not {task}: pass a {task} export to -m")
+    return folder
+

@@ -53,7 +53,8 @@ def riva_config(task: str, net) -> str:
         "riva_model": {"task": task, "model_file": "model.onnx", "format": "onnx",
                        "inputs": [{"name": name, "dtype": "int64", "dims": [-1, -1]} for name in net.input_names],
                        "outputs": [{"name": name, "dtype": "float32", "dims": dims[name]} for name in net.output_names],
-                       **({"labels_file": labels[0]} if len(labels) == 1 else {"labels_files": labels}),
+                       **({"labels_file": labels[0]} if len(labels) == 1 else
+                          {"labels_files": labels} if labels else {}),
                        "tokenizer_dir": "tokenizer",
-                       "max_seq_length": net.model_config["max_seq_length"]},
+                       "max_seq_length": net.model_config["max_seq_length"], **net.riva_settings()},
     }, sort_keys=False)

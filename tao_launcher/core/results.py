@@ -6,25 +6,34 @@ Layout (documented in docs/results_folder.md)::
     spec.yaml            the resolved spec, key masked
     status.json          task, subtask, state, started/ended, metrics, artifacts, message
     metrics.csv          one row per validation (train and finetune)
-    checkpoints/         last.ckpt (resume) and the final trained-model.tao
+    checkpoints/         last.ckpt (resume; encrypted with the key) and the final trained-model.tao
+    .tao.lock            held (fcntl lock) by the run using the folder; holds its pid, host, start
+    .tao-tmp/            the run's temporary files (decrypted and staged model files), mode 0700
 
 ``status.json`` states: running, finished, failed, interrupted. A folder whose run
 did not finish is resumed (train, finetune) or redone; a finished run or a folder with
-other files is refused unless ``--overwrite`` is given.
+other files is refused unless ``--overwrite`` is given. A ``running`` status whose folder
+lock is free was killed: ``read_status`` reports it as ``dead``.
+
+Crash safety: one run at a time per folder (the lock, taken before anything is changed);
+every file is replaced atomically through a uniquely named ``.NAME.*.partial``, removed on
+every exit path that runs code, and by the next run for the paths that do not (kill -9,
+power loss), with ``.tao-tmp/``.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import fcntl
 import json
 import logging
 import os
 import re
 import shutil
 import socket
-import sys
+import time
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from tao_launcher import __version__
 from tao_launcher.errors import UsageError
@@ -32,6 +41,11 @@ from tao_launcher.errors import UsageError
 STATUS_FILE = "status.json"
 LOG_FILE = "log.txt"
 SPEC_FILE = "spec.yaml"
+LOCK_FILE = ".tao.lock"
+WORK_DIR = ".tao-tmp"
+PARTIAL_GLOB = ".*.partial"
+TAO_ENTRIES = (LOCK_FILE, WORK_DIR)  # tao's own bookkeeping: never "other files", kept by --overwrite
+LOCK_WAIT_S = 1.0                    # rides over a reader's brief probe of the lock (read_status)
 MASK = "***"
 log = logging.getLogger("tao")
 
@@ -40,10 +54,33 @@ def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
+def partial_path(path: Path) -> Path:
+    """A temp name beside ``path``, unique to this write: two writers never share one."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{os.urandom(3).hex()}.partial")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` all at once; the temp file goes on any error or signal."""
+    tmp = partial_path(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def remove_leftovers(folder: Path) -> None:
+    """What a killed run leaves: ``.*.partial`` temp files (here and in checkpoints/) and ``.tao-tmp/``."""
+    for where in (folder, folder / "checkpoints"):
+        for partial in where.glob(PARTIAL_GLOB):
+            if partial.is_file() and not partial.is_symlink():
+                partial.unlink(missing_ok=True)
+    shutil.rmtree(folder / WORK_DIR, ignore_errors=True)
 
 
 def is_worker_process() -> bool:
@@ -85,35 +122,89 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
+    # through the environment, which transformers reads when first imported: importing it here would
+    # cost every subtask, dataset_convert included, 0.7 s (benchmarks/RESULTS.md, command start-up)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    import sys
+
+    if "transformers" in sys.modules:
         from transformers.utils import logging as hf_logging
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
-    except ImportError:
-        pass
 
 
-def _alive_here(status: Dict[str, Any]) -> bool:
-    """Whether the process that wrote a 'running' status.json still runs on this machine."""
-    pid = status.get("pid")
-    if status.get("host") != socket.gethostname() or not isinstance(pid, int) or pid == os.getpid():
-        return False
-    if Path("/proc/self").exists():  # Linux: the command line guards against a reused pid
-        try:
-            return b"tao_launcher" in Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return False
+def lock_holder(folder: Path) -> Optional[Dict[str, Any]]:
+    """Who uses ``folder`` now: the ``.tao.lock`` record ({pid, host, started}) while a run holds the
+    lock, else None. Imports nothing heavy (no torch): ``tao list`` and the launcher may call it.
+
+    The lock is a POSIX record lock (``fcntl.lockf``): the kernel drops it when its process dies,
+    however it dies, and forked DataLoader workers do not inherit it. (POSIX locks also drop when
+    their process closes *any* descriptor of the file: this process's own lock is answered from
+    ``_HELD``, never probed.)
+    """
+    held = _HELD.get(os.path.realpath(folder / LOCK_FILE))
+    if held is not None:
+        return _lock_record(held)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        pass
-    return True
+        fd = os.open(folder / LOCK_FILE, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return _lock_record(fd)
+        fcntl.lockf(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+_HELD: Dict[str, int] = {}   # lock file (real path) -> descriptor, for the locks this process holds
+
+
+def _lock_record(fd: int) -> Dict[str, Any]:
+    try:
+        return json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except (OSError, ValueError):
+        return {}
+
+
+def read_status(folder: Path) -> Dict[str, Any]:
+    """``status.json`` of ``folder`` as tao reports it ({} where there is none).
+
+    A ``running`` status whose run no longer holds the folder lock was killed (kill -9, a crash
+    of the machine, a container removed): it reads as ``dead``, with a message that says so. The
+    file itself is left as it is; the next run into the folder records a new attempt.
+    """
+    status = _read_json(folder / STATUS_FILE)
+    if status.get("state") == "running" and lock_holder(folder) is None:
+        status["state"] = "dead"
+        status["message"] = died_message(folder, status)
+    return status
+
+
+def died_message(folder: Path, status: Dict[str, Any]) -> str:
+    """One sentence on a run that ended without recording why: its pid, start and last sign of life."""
+    written = [p.stat().st_mtime for p in (folder / LOG_FILE, folder / STATUS_FILE) if p.exists()]
+    last = (_dt.datetime.fromtimestamp(max(written)).astimezone().isoformat(timespec="seconds")
+            if written else "unknown")
+    return (f"the {status.get('subtask', 'previous')} run (pid {status.get('pid')} on {status.get('host')}, "
+            f"started {status.get('started')}) died without finishing: last written {last} "
+            f"(killed, out of memory, or its machine stopped)")
+
+
+def _read_json(path: Path) -> Dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 class ResultsFolder:
-    """Owns status.json, the log and the checks that keep finished work from being overwritten."""
+    """Owns status.json, the log, the folder lock and the checks that keep finished work from being overwritten."""
 
     def __init__(self, path: Path, task: str, subtask: str):
         self.path = path
@@ -121,23 +212,72 @@ class ResultsFolder:
         self.subtask = subtask
         self.status: Dict[str, Any] = {}
         self.resuming = False
+        self.notes: List[str] = []   # what prepare found, logged once logging starts
+        self._lock_fd: Optional[int] = None
 
     @property
     def checkpoints(self) -> Path:
         return self.path / "checkpoints"
 
+    @property
+    def work_dir(self) -> Path:
+        return self.path / WORK_DIR
+
     def prepare(self, overwrite: bool, resumable: bool) -> None:
-        """Decide between fresh, resume and refuse; then mark the run as running."""
+        """Lock the folder; decide between fresh, resume and refuse; clean what a killed run left;
+        then mark the run as running. A refusal changes nothing in the folder."""
         if is_worker_process():
             return
-        previous = self._read_status()
-        entries = [p for p in self.path.iterdir()] if self.path.is_dir() else []
         if self.path.exists() and not self.path.is_dir():
             raise UsageError(f"results folder {self.path} is a file: pass a folder to -r")
+        self.path.mkdir(parents=True, exist_ok=True)
+        created_lock = self._lock()
+        try:
+            self._prepare(overwrite, resumable)
+        except BaseException:
+            if created_lock:
+                (self.path / LOCK_FILE).unlink(missing_ok=True)
+            self._release()
+            raise
+
+    def _lock(self) -> bool:
+        """Take the folder lock (refused, with the holder's pid, while another run has it); True if
+        this call created the lock file."""
+        path = self.path / LOCK_FILE
+        created = not path.exists()
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                if os.path.realpath(path) in _HELD:   # POSIX locks never conflict within one process
+                    raise BlockingIOError
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                holder = _lock_record(fd)
+                os.close(fd)
+                raise UsageError(
+                    f"results folder {self.path} is already in use by another tao run (pid {holder.get('pid', '?')}"
+                    f" on {holder.get('host', '?')}, {holder.get('task', '')} {holder.get('subtask', '')} started "
+                    f"{holder.get('started', '?')}): wait for it to end, stop it, or pass another -r folder"
+                ) from None
+        self._lock_fd = fd
+        _HELD[os.path.realpath(path)] = fd
+        return created
+
+    def _write_lock_record(self) -> None:
+        record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "task": self.task,
+                             "subtask": self.subtask, "started": now()}).encode()
+        os.ftruncate(self._lock_fd, 0)
+        os.pwrite(self._lock_fd, record, 0)
+
+    def _prepare(self, overwrite: bool, resumable: bool) -> None:
+        previous = _read_json(self.path / STATUS_FILE)
+        entries = [p for p in self.path.iterdir() if p.name not in TAO_ENTRIES]
         same_run = previous.get("task") == self.task and previous.get("subtask") == self.subtask
-        if previous.get("state") == "running" and _alive_here(previous):
-            raise UsageError(f"results folder {self.path} is in use by a running {previous.get('subtask')} "
-                             f"(pid {previous.get('pid')}): wait for it, stop it, or pass another -r folder")
         unfinished = same_run and previous.get("state") != "finished"
         if entries and not (unfinished and not overwrite):
             if not overwrite:
@@ -145,9 +285,13 @@ class ResultsFolder:
                         else f"{len(entries)} other file(s) ({', '.join(sorted(p.name for p in entries)[:3])})")
                 raise UsageError(f"results folder {self.path} already holds {what}: pass a new -r folder, "
                                  f"or add --overwrite to replace its contents")
+        self._write_lock_record()
+        if entries and overwrite:
             for entry in entries:
                 shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
-        self.path.mkdir(parents=True, exist_ok=True)
+        if previous.get("state") == "running" and not overwrite:  # we hold the lock: its run is gone
+            self.notes.append(died_message(self.path, previous))
+        remove_leftovers(self.path)
         self.resuming = unfinished and resumable and not overwrite and (self.checkpoints / "last.ckpt").exists()
         self.status = {
             "task": self.task, "subtask": self.subtask, "state": "running", "tao_version": __version__,
@@ -158,22 +302,53 @@ class ResultsFolder:
         }
         self._write_status()
 
+    def use_work_dir(self) -> Path:
+        """``.tao-tmp/`` (mode 0700) as this process's temp folder, so that decrypted and staged model
+        files stay under the results folder: removed by ``close`` and, after a kill, by the next run."""
+        import tempfile
+
+        self.work_dir.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(self.work_dir, 0o700)
+        os.environ["TMPDIR"] = str(self.work_dir)   # worker processes too
+        tempfile.tempdir = None                      # re-read by the next gettempdir()
+        return self.work_dir
+
+    def close(self) -> None:
+        """The end of the run, on every exit path that runs code: temp files gone, lock released."""
+        if self._lock_fd is None:
+            return
+        try:
+            remove_leftovers(self.path)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self._lock_fd is not None:
+            _HELD.pop(os.path.realpath(self.path / LOCK_FILE), None)
+            os.close(self._lock_fd)   # the lock file stays: deleting it would let two runs lock two files
+            self._lock_fd = None
+
     def start_logging(self, secret: Optional[str]) -> None:
-        """Log to stderr and to log.txt (rank 0 only), masking the key everywhere."""
+        """Log to log.txt (rank 0 only: every line, with time, level and logger) and to stderr (tao's own
+        lines, short: ``progress.terminal_handler``), masking the key everywhere."""
+        from tao_launcher.core.progress import terminal_handler
+
         root = logging.getLogger()
         root.setLevel(logging.WARNING if is_worker_process() else logging.INFO)
         for handler in list(root.handlers):
             root.removeHandler(handler)
-        handlers = [logging.StreamHandler(sys.stderr)]
+        handlers = [terminal_handler()]
         if not is_worker_process():
             handlers.append(logging.FileHandler(self.path / LOG_FILE, encoding="utf-8"))
+            handlers[-1].setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] %(name)s: %(message)s",
+                                                        "%Y-%m-%d %H:%M:%S"))
         for handler in handlers:
-            handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] %(name)s: %(message)s",
-                                                   "%Y-%m-%d %H:%M:%S"))
             handler.addFilter(SecretFilter(secret))
             handler.addFilter(lambda record: not _is_noise(record))
             root.addHandler(handler)
         quiet_libraries()
+        for note in self.notes:
+            log.warning(note)
 
     def save_spec(self, text: str) -> None:
         if not is_worker_process():
@@ -192,12 +367,6 @@ class ResultsFolder:
             return
         self.status.update(state=state, ended=now(), message=message)
         self._write_status()
-
-    def _read_status(self) -> Dict[str, Any]:
-        try:
-            return json.loads((self.path / STATUS_FILE).read_text())
-        except (OSError, ValueError):
-            return {}
 
     def _write_status(self) -> None:
         write_json_atomic(self.path / STATUS_FILE, self.status)

@@ -23,8 +23,10 @@ PARALLEL_FIX = "check the spec's paths: dataset_convert writes text_<split>.txt 
 def read_lines(path: str | Path) -> Iterator[Tuple[int, str]]:
     """(line number from 1, text without its line end) of a UTF-8 file; a bad byte is a DataError naming
     file:line, the byte and its column. A BOM at the start of the file is dropped."""
+    from tao_launcher.core.progress import file_lines  # a bar for big files, on a terminal
+
     with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
+        for number, raw in enumerate(file_lines(f, path), start=1):
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as err:

@@ -2,52 +2,103 @@
 
 - ``checkpoints/last.ckpt`` is written every ``checkpoint_every_n_steps`` steps and at each
   epoch end, atomically (temp file + rename): ``kill -9`` at any moment leaves the previous
-  checkpoint intact.
+  checkpoint intact. It is encrypted with the run's key (mode 0600) and deleted once the archive
+  is written: a user who passes ``-k`` finds no readable model on disk.
 - Running train again into the same results folder resumes from it; the training data
   loader is resumable, so a run stopped mid-epoch continues with the batches it had not seen.
 - ``-g N`` asks for N devices: GPUs where there are any, else N CPU processes (DDP, gloo).
+- The archive holds the best validation's weights by ``trainer.monitor`` (``BestModel``, as NeMo's
+  save_best_model); what the terminal shows, the plots and the TensorBoard event files come from
+  ``core/progress.py`` and ``core/plots.py`` (``report``).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import logging
+import math
 import os
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from tao_launcher.errors import UsageError
-from tao_launcher.core.results import ResultsFolder, is_worker_process
+from tao_launcher.errors import ArchiveError, UsageError
+from tao_launcher.core import faultpoints, progress
+from tao_launcher.core.results import ResultsFolder, is_worker_process, partial_path, write_text_atomic
 
 log = logging.getLogger("tao.trainer")
 LAST_CHECKPOINT = "last.ckpt"
+CHECKPOINT_KIND = "ckpt"   # the archive header's kind of an encrypted last.ckpt (core/archive.py)
 METRICS_FILE = "metrics.csv"
+TENSORBOARD_DIR = "tensorboard"
+PLOTS_DIR = "plots"
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write checkpoints to a temp file and rename, so a killed run never leaves half a checkpoint.
+    """last.ckpt, encrypted with the run's key and written whole or not at all.
 
-    Resume reads them with ``weights_only=True``: tensors and plain containers only, no pickled
-    code, so a planted ``last.ckpt`` cannot run anything.
+    Saved through ``archive.encrypt_stream`` (the archives' chunked AES-GCM, kind ``ckpt``) into a
+    temp file of its own (mode 0600; removed on any error or signal, and by the next run after a
+    kill) that is fsynced and renamed: a killed run never leaves half a checkpoint. Resume decrypts
+    it in memory and reads it with ``weights_only=True``: tensors and plain containers only, no
+    pickled code; a changed or planted file fails authentication before torch sees a byte.
     """
 
+    def __init__(self, key: Optional[str]):
+        super().__init__()
+        self.key = key
+        self._preloaded: Optional[Tuple[Path, Dict[str, Any]]] = None
+
+    def preload(self, path) -> Dict[str, Any]:
+        """Read the checkpoint before fit (to report it, and fail early on a wrong key); fit's own
+        load then takes this copy instead of decrypting again."""
+        self._preloaded = (Path(path), self._read(Path(path)))
+        return self._preloaded[1]
+
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> Dict[str, Any]:
-        return torch.load(path, map_location=map_location or "cpu", weights_only=True)
+        if self._preloaded is not None and self._preloaded[0] == Path(path):
+            state, self._preloaded = self._preloaded[1], None
+            return state
+        return self._read(Path(path))
+
+    def _read(self, path: Path) -> Dict[str, Any]:
+        from tao_launcher.core.archive import decrypt_file
+
+        try:
+            payload = decrypt_file(path, self.key, (CHECKPOINT_KIND,))
+        except ArchiveError as err:
+            raise ArchiveError(f"{err}; resuming needs the key of the run that wrote it (the same -k), or pass "
+                               f"--overwrite to start over") from None
+        return torch.load(payload, map_location="cpu", weights_only=True)
 
     def save_checkpoint(self, checkpoint: Dict[str, Any], path, storage_options=None) -> None:
+        from tao_launcher.core.archive import encrypt_stream
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.partial")
-        with open(tmp, "wb") as f:
-            torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        tmp = partial_path(path)
+        try:
+            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
+                with encrypt_stream(f, self.key, CHECKPOINT_KIND) as out:
+                    torch.save(checkpoint, out)
+                faultpoints.pause_point("checkpoint-write")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            if err.errno is None:
+                raise
+            raise OSError(err.errno, err.strerror, str(path)) from None  # the error names last.ckpt, not the temp
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        faultpoints.pause_point("checkpoint-saved")
 
 
 class ResumableDataLoader(torch.utils.data.DataLoader):
@@ -125,16 +176,130 @@ class MetricsLog(pl.Callback):
         row.update({k: round(float(v), 6) for k, v in trainer.callback_metrics.items() if v.numel() == 1})
         if self.seconds:
             row["train_samples_per_sec"] = round(self.samples / self.seconds, 2)
-        path = self.results.path / METRICS_FILE
-        new = not path.exists()
-        with open(path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(row))
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        write_metrics_row(self.results.path / METRICS_FILE, row)
         self.results.record({k: v for k, v in row.items()})
-        log.info("epoch %d step %d: %s", row["epoch"], row["step"],
-                 ", ".join(f"{k}={v}" for k, v in row.items() if k not in ("epoch", "step")))
+        log.info("epoch %d step %d: %s", row["epoch"], row["step"],  # the terminal has progress's epoch line
+                 ", ".join(f"{k}={v}" for k, v in row.items() if k not in ("epoch", "step")), extra=progress.FILE_ONLY)
+
+
+def write_metrics_row(path: Path, row: Dict[str, Any]) -> None:
+    """Add ``row`` to metrics.csv, rewriting the small file atomically so that it is always whole.
+
+    One header for every row: columns in first-seen order, a new metric adds a column (earlier rows
+    leave it empty), a metric a row lacks (a validation right after a resume logs no train_loss)
+    stays empty. Rows of a killed attempt from ``row``'s step on are dropped: a resumed run redoes
+    those steps, so each step appears once.
+    """
+    header: List[str] = []
+    rows: List[Dict[str, Any]] = []
+    if path.exists():
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            header = list(reader.fieldnames or [])
+            rows = [r for r in reader if None not in r and _step(r) < row["step"]]
+    header += [k for k in row if k not in header]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=header, restval="")
+    writer.writeheader()
+    writer.writerows(rows + [row])
+    write_text_atomic(path, out.getvalue())
+
+
+def _step(row: Dict[str, Any]) -> float:
+    try:
+        return int(row.get("step") or 0)
+    except ValueError:
+        return math.inf   # not a row this code wrote: dropped
+
+
+class PausePoints(pl.Callback):
+    """The trainer's moments of core/faultpoints.py, for the fault tests; added only when one is asked for."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        faultpoints.pause_point("train-step")
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        faultpoints.pause_point("validation")
+
+
+LOWER_IS_BETTER = ("loss", "wer", "cer", "error")  # monitor_mode=auto: a metric named *loss, *wer, ... is minimized
+
+
+def monitor_of(spec, main_metric: Tuple[str, str]) -> Tuple[str, str]:
+    """(metric, max|min) that picks the model to keep: ``trainer.monitor`` or the task's main metric."""
+    name, direction = main_metric
+    monitor = spec.monitor or name
+    mode = spec.monitor_mode
+    if mode == "auto":
+        mode = direction if monitor == name else ("min" if monitor.endswith(LOWER_IS_BETTER) else "max")
+    return monitor, mode
+
+
+class BestModel(pl.Callback):
+    """The best validation by ``monitor`` (NeMo's save_best_model): its epoch, step and metrics, and a CPU copy
+    of the module's weights at that moment, put back by ``restore`` before the archive is written.
+
+    The copy lives in memory and travels inside last.ckpt (left out while the best is the current model),
+    so a resumed run still knows its best; no other weights file is written. With ``keep_weights=False``
+    (``trainer.save_best_model=false``) only the record is kept and the archive holds the last weights.
+    Ties keep the earlier validation; NaN never counts as better.
+    """
+
+    def __init__(self, monitor: str, mode: str, keep_weights: bool = True):
+        self.monitor, self.mode, self.keep_weights = monitor, mode, keep_weights
+        self.best: Optional[Dict[str, Any]] = None  # value, epoch (from 1), step, metrics
+        self.weights: Optional[Dict[str, torch.Tensor]] = None
+        self._trainer = None
+        self._copy_at_start = False
+
+    def setup(self, trainer, pl_module, stage):
+        self._trainer = trainer
+
+    def better(self, value: float) -> bool:
+        if math.isnan(value):
+            return False
+        if self.best is None:
+            return True
+        return value > self.best["value"] if self.mode == "max" else value < self.best["value"]
+
+    def on_train_start(self, trainer, pl_module):
+        if self._copy_at_start:  # resumed from a checkpoint taken at the best step: its weights are the best
+            self.weights = _cpu_copy(pl_module)
+            self._copy_at_start = False
+
+    def on_validation_end(self, trainer, pl_module):
+        if trainer.sanity_checking:
+            return
+        metrics = progress.scalars(trainer.callback_metrics)
+        if self.monitor not in metrics:
+            known = ", ".join(sorted(k for k in metrics if k.startswith("val_")))
+            raise UsageError(f"trainer.monitor={self.monitor} is not a metric this task logs: set trainer.monitor "
+                             f"to one of {known}")
+        if self.better(metrics[self.monitor]):
+            self.best = {"value": metrics[self.monitor], "epoch": progress.validated_epoch(trainer),
+                         "step": trainer.global_step, "row_epoch": trainer.current_epoch, "metrics": metrics}
+            if self.keep_weights:
+                self.weights = _cpu_copy(pl_module)
+
+    def is_best_step(self, step: int) -> bool:
+        return self.best is not None and self.best["step"] == step
+
+    def restore(self, pl_module, step: int) -> None:
+        """Put the best weights back into ``pl_module`` (now at ``step``), unless they are its weights already."""
+        if self.keep_weights and self.weights is not None and not self.is_best_step(step):
+            pl_module.load_state_dict(self.weights)
+
+    def state_dict(self) -> Dict[str, Any]:
+        current = self._trainer is not None and self.is_best_step(self._trainer.global_step)
+        return {"best": self.best, "weights": None if current else self.weights, "weights_are_the_model": current}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.best, self.weights = state.get("best"), state.get("weights")
+        self._copy_at_start = bool(state.get("weights_are_the_model")) and self.keep_weights
+
+
+def _cpu_copy(pl_module) -> Dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in pl_module.state_dict().items()}
 
 
 def batch_size_of(batch) -> int:
@@ -168,11 +333,30 @@ def discard_resume_checkpoint(results: ResultsFolder) -> None:
     (results.checkpoints / LAST_CHECKPOINT).unlink(missing_ok=True)
 
 
-def build_trainer(spec, results: ResultsFolder, gpus: int, callbacks: Optional[List[pl.Callback]] = None) -> pl.Trainer:
-    """``spec`` is a ``TrainerSpec``."""
+def tensorboard_logger(results: ResultsFolder):
+    """Lightning's TensorBoardLogger writing into ``<results>/tensorboard`` (a resumed run adds event files
+    there); False, with a warning, where the tensorboard package is missing."""
+    try:
+        from pytorch_lightning.loggers import TensorBoardLogger
+        logger = TensorBoardLogger(save_dir=str(results.path), name=TENSORBOARD_DIR, version="",
+                                   default_hp_metric=False)
+    except ModuleNotFoundError:
+        log.warning("no TensorBoard event files: the tensorboard package is not installed (pip install tensorboard)")
+        return False
+    if not is_worker_process():
+        log.info("tensorboard: tensorboard --logdir %s", results.path / TENSORBOARD_DIR)
+    return logger
+
+
+def build_trainer(spec, results: ResultsFolder, gpus: int, callbacks: Optional[List[pl.Callback]] = None,
+                  main_metric: Tuple[str, str] = ("val_loss", "min"), key: Optional[str] = None) -> pl.Trainer:
+    """``spec`` is a ``TrainerSpec``; ``main_metric`` the task's (name, max|min), the default ``trainer.monitor``;
+    ``key`` the model key, which encrypts last.ckpt."""
     placement = devices_for(gpus)
     if spec.precision == "16-mixed" and placement["accelerator"] == "cpu":
         raise UsageError("trainer.precision=16-mixed needs a GPU; on the CPU use 32 or bf16-mixed")
+    progress.route_library_logs()
+    best = BestModel(*monitor_of(spec, main_metric), keep_weights=spec.save_best_model)
     return pl.Trainer(
         **placement,
         max_epochs=spec.max_epochs,
@@ -182,16 +366,17 @@ def build_trainer(spec, results: ResultsFolder, gpus: int, callbacks: Optional[L
         accumulate_grad_batches=spec.accumulate_grad_batches,
         val_check_interval=spec.val_check_interval,
         log_every_n_steps=spec.log_every_n_steps,
-        enable_progress_bar=spec.enable_progress_bar,
+        enable_progress_bar=False,  # progress.TrainingProgress draws the bars (spec.enable_progress_bar)
         enable_checkpointing=False,
         enable_model_summary=False,
-        logger=False,
+        logger=tensorboard_logger(results),
         num_sanity_val_steps=0,
         use_distributed_sampler=False,
         default_root_dir=str(results.path),
-        plugins=[AtomicCheckpointIO()],
+        plugins=[AtomicCheckpointIO(key)],
         callbacks=[ResumableCheckpoint(results.checkpoints, spec.checkpoint_every_n_steps),
-                   MetricsLog(results)] + list(callbacks or []),
+                   MetricsLog(results), best, progress.callback(spec.enable_progress_bar, best)]
+        + list(callbacks or []) + ([PausePoints()] if faultpoints.active() else []),
     )
 
 
@@ -201,7 +386,7 @@ def fit(trainer: pl.Trainer, module: pl.LightningModule, datamodule: pl.Lightnin
     ckpt = results.checkpoints / LAST_CHECKPOINT
     resume = ckpt if (results.resuming or (is_worker_process() and ckpt.exists())) else None
     if resume and not is_worker_process():
-        state = torch.load(resume, map_location="cpu", weights_only=True)
+        state = trainer.strategy.checkpoint_io.preload(resume)
         log.info("resuming from %s (epoch %d, step %d)", resume, state.get("epoch", 0), state.get("global_step", 0))
         results.record(resumed_from=str(resume))
         del state
@@ -211,3 +396,50 @@ def fit(trainer: pl.Trainer, module: pl.LightningModule, datamodule: pl.Lightnin
     if not trainer.interrupted and metrics_log.validated_step != trainer.global_step:
         # max_steps can end training mid-epoch, before its validation: the final model is always validated
         trainer.validate(module, datamodule=datamodule, verbose=False)
+    best = find_callback(trainer, BestModel)
+    if not trainer.interrupted and best is not None:
+        best.restore(module, trainer.global_step)
+
+
+def find_callback(trainer: pl.Trainer, cls: type):
+    return next((c for c in trainer.callbacks if isinstance(c, cls)), None)
+
+
+def kept_metrics(trainer: pl.Trainer) -> Dict[str, float]:
+    """The metrics of the model that goes into the archive: the best validation's (with the epoch and step
+    of its metrics.csv row, so that status.json's metrics are one row's), else the last one's."""
+    best = find_callback(trainer, BestModel)
+    if best is not None and best.keep_weights and best.best is not None:
+        return {"epoch": best.best["row_epoch"], "step": best.best["step"],
+                **{k: round(v, 6) for k, v in best.best["metrics"].items()}}
+    return {k: round(v, 6) for k, v in progress.scalars(trainer.callback_metrics).items()}
+
+
+def report(trainer: pl.Trainer, results: ResultsFolder, archive: Path) -> None:
+    """After the archive is written: the best validation in status.json, the plots, the final summary."""
+    best = find_callback(trainer, BestModel)
+    shown = find_callback(trainer, progress.TrainingProgress)
+    headline = progress.headline_metrics(trainer, best.monitor if best else None)
+    record = None
+    if best is not None and best.best is not None:
+        record = {"monitor": best.monitor, "mode": best.mode, "value": round(best.best["value"], 6),
+                  "epoch": best.best["epoch"], "step": best.best["step"], "archived": best.keep_weights,
+                  "metrics": {k: round(v, 6) for k, v in best.best["metrics"].items()}}
+        results.status["best_model"] = record
+        results.record()
+    plots = None
+    try:
+        from tao_launcher.core import plots as plotting
+        plots = plotting.training_plots(results.path / METRICS_FILE, shown.step_losses if shown else [], headline,
+                                        best_step=record["step"] if record else None, folder=results.path / PLOTS_DIR)
+        results.record(plots=plots)
+    except Exception as err:  # noqa: BLE001 - the model is written; a picture must not fail the run
+        log.warning("no plots: %s: %s", type(err).__name__, err)
+    if record and best.keep_weights:
+        kept = f"weights of the best validation by {best.monitor}"
+    else:
+        kept = "weights of the last step" + ("" if best is None or best.keep_weights else
+                                             " (trainer.save_best_model=false)")
+    progress.final_summary(dict(record, shown=headline) if record else None, shown.epochs if shown else 1,
+                           shown.elapsed() if shown else 0.0, archive, kept, plots,
+                           Path(trainer.logger.log_dir) if trainer.logger else None)

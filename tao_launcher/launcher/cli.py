@@ -7,6 +7,7 @@ when that subtask is named, so ``tao --help`` stays fast and never imports torch
 from __future__ import annotations
 
 import difflib
+import os
 import sys
 
 import click
@@ -62,7 +63,7 @@ class TaoGroup(ClosestMatchGroup):
             formatter.write_dl([(name, t.summary + ("" if t.available else " (planned)"))
                                 for name, t in TASKS.items()])
         with formatter.section("Commands"):
-            formatter.write_dl([(name, cmd.get_short_help_str(80)) for name, cmd in sorted(self.commands.items())])
+            formatter.write_dl([(name, cmd.help) for name, cmd in sorted(self.commands.items())])
 
 
 class TaskGroup(ClosestMatchGroup):
@@ -70,8 +71,8 @@ class TaskGroup(ClosestMatchGroup):
 
     def __init__(self, task):
         self.task = task
-        super().__init__(name=task.name, help=f"{task.summary}.\n\nRun 'tao {task.name} SUBTASK --help' "
-                         f"for a subtask's spec fields and an example.",
+        super().__init__(name=task.name, help=f"{task.summary}{planned_note(task)}.\n\nRun 'tao {task.name} "
+                         f"SUBTASK --help' for a subtask's spec fields and an example.",
                          short_help=task.summary)
 
     def list_commands(self, ctx):
@@ -81,6 +82,10 @@ class TaskGroup(ClosestMatchGroup):
         if name not in self.task.subtasks:
             return None
         return make_subtask_command(self.task, name)
+
+
+def planned_note(task) -> str:
+    return "" if task.available else " (planned: not available in this version of tao; every subtask is refused)"
 
 
 def make_subtask_command(task, subtask: str) -> click.Command:
@@ -95,10 +100,15 @@ def make_subtask_command(task, subtask: str) -> click.Command:
         epilog = (f"\b\nExample:\n  tao {task.name} download_specs -r /results/{task.name}/download_specs "
                   f"-o /specs/{task.name}")
 
-    @click.command(name=subtask, help=SUBTASK_HELP[subtask] + ".", epilog=epilog,
+    results_help = ("optional results folder for log.txt and status.json" if subtask == "download_specs"
+                    else "results folder: log.txt, status.json, outputs (required)")
+
+    # short_help: the whole sentence in 'tao TASK --help', where click would cut it at 45 characters
+    @click.command(name=subtask, help=SUBTASK_HELP[subtask] + planned_note(task) + ".",
+                   short_help=SUBTASK_HELP[subtask], epilog=epilog,
                    context_settings={"ignore_unknown_options": True, "max_content_width": 120})
     @click.option("-e", "--experiment-spec", "spec", help="spec file (YAML); defaults are used when omitted")
-    @click.option("-r", "--results-dir", "results", help="results folder: log, status.json, outputs")
+    @click.option("-r", "--results-dir", "results", help=results_help)
     @click.option("-k", "--key", "key", help="model encryption key (or set TAO_KEY; it is never printed)")
     @click.option("-g", "--gpus", "gpus", type=int, default=1, show_default=True, help="number of GPUs (CPU processes where there is none)")
     @click.option("--gpu-index", "gpu_index", metavar="I,J", help="which GPUs to use, by number (sets -g to their count)")
@@ -134,55 +144,111 @@ def main():
 def info(runner):
     from tao_launcher.launcher.images import config_file_path, image_for
     from tao_launcher.launcher.mounts import load_mounts, mounts_file_path
-    from tao_launcher.launcher.runners import select_runner
 
     mounts = load_mounts()
     images = {name: image_for(task) for name, task in TASKS.items() if task.available}
     click.echo(f"tao version: {__version__}")
     click.echo(f"python: {sys.executable}")
-    click.echo(f"runner: {select_runner(runner, mounts, next(iter(images.values()), None)).describe()}")
+    click.echo(f"runner: {runner_line(runner, mounts, next(iter(images.values()), None))}")
     click.echo(f"images (config file {config_file_path()}):")
     for name, image in images.items():
         click.echo(f"  {name}: {image}")
-    click.echo(f"mounts file: {mounts.path or str(mounts_file_path()) + ' (not found: local paths are used as they are)'}")
+    click.echo(f"mounts file: {mounts.path or str(mounts_file_path()) + ' (not found)'}"
+               f" (used by the Docker runner only; the local runner takes host paths as given)")
     for m in mounts.mounts:
-        click.echo(f"  {m.source} -> {m.destination}" + (" (read-only)" if m.read_only else ""))
+        click.echo(f"  {m.source} -> {m.destination}" + (" (read-only)" if m.read_only else "")
+                   + (f" (source '{m.relative}' is relative: read from the mounts file's folder)" if m.relative else ""))
     for variable in mounts.envs:
         click.echo(f"  env {variable}")
     if mounts.docker_options:
         click.echo(f"docker options: {mounts.docker_options}")
 
 
-@main.command(name="list", help="list the jobs that the Docker runner is running (and any it left behind)")
-def list_command():
-    from tao_launcher.launcher.docker_runner import connect, list_jobs
+def runner_line(runner, mounts, image) -> str:
+    """The runner a subtask would get and why; for a Docker runner that was asked for, whether it can run."""
+    from tao_launcher.launcher.docker_runner import why_not_docker
+    from tao_launcher.launcher.runners import select_runner
 
-    jobs = list_jobs(connect(timeout=10))
-    rows = [("ID", "TASK", "SUBTASK", "STARTED (UTC)", "STATUS", "RESULTS")]
-    rows += [(j.id, j.task, j.subtask, j.started, j.status, j.results) for j in jobs]
+    chosen = select_runner(runner, mounts, image)
+    problem = why_not_docker(mounts, image) if chosen.name == "docker" and chosen.reason.startswith("chosen") else None
+    return chosen.describe() + (f"; but it cannot run here: {problem}" if problem else "")
+
+
+ALL_USERS_HELP = "also other users' Docker jobs (by default only yours: those started under your UID)"
+
+
+def docker_client(timeout: float):
+    """The engine, or None after a note when none answers: local jobs are shown and stopped anyway."""
+    from tao_launcher.launcher.docker_runner import connect
+
+    try:
+        return connect(timeout)
+    except UsageError as err:
+        click.echo(f"tao: note: Docker jobs are not shown: {err}", err=True)
+        return None
+
+
+@main.command(name="list", help="list your jobs (Docker containers and local runs): running, or dead "
+                                "(killed without finishing)")
+@click.option("--all-users", is_flag=True, help=ALL_USERS_HELP)
+def list_command(all_users):
+    from tao_launcher.launcher.docker_runner import list_jobs
+    from tao_launcher.launcher.jobs import list_local_jobs
+
+    client = docker_client(timeout=10)
+    jobs = (list_jobs(client, all_users) if client else []) + list_local_jobs()
+    uid = str(os.getuid())
+    rows = [("ID", "UID", "TASK", "SUBTASK", "STARTED (UTC)", "STATUS", "RESULTS")]
+    rows += [(j.id, getattr(j, "uid", uid), j.task, j.subtask, j.started, j.status, j.results)
+             for j in sorted(jobs, key=lambda j: j.started)]
+    if not all_users:
+        rows = [row[:1] + row[2:] for row in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
 
 
-@main.command(help="stop Docker runner jobs by ID (from 'tao list') or all of them, and remove their containers")
+@main.command(help="stop your jobs by ID (from 'tao list') or all of them: a container is stopped and removed, "
+                   "a local run is interrupted, a dead job is forgotten")
 @click.argument("ids", nargs=-1)
-@click.option("--all", "stop_all", is_flag=True, help="stop every tao job")
+@click.option("--all", "stop_all", is_flag=True, help="stop every job of yours (with --all-users: everyone's)")
+@click.option("--all-users", is_flag=True, help=ALL_USERS_HELP)
 @click.option("--grace", default=10, show_default=True, help="seconds a job gets to stop before it is killed")
-def stop(ids, stop_all, grace):
+def stop(ids, stop_all, all_users, grace):
     from tao_launcher.launcher.docker_runner import connect, stop_jobs
+    from tao_launcher.launcher.jobs import PREFIX, list_local_jobs, stop_local_job
 
     if bool(ids) == stop_all:
         raise UsageError("name the jobs to stop (tao stop ID ...; 'tao list' shows them) or pass --all, not both")
-    stopped = stop_jobs(connect(timeout=grace + 30), list(ids), stop_all, grace)
+    local = list_local_jobs()
+    wanted_local = [i for i in ids if i.startswith(PREFIX)]
+    chosen_local = local if stop_all else []
+    for wanted in wanted_local:
+        match = [j for j in local if j.id == wanted]
+        if not match:
+            raise UsageError(f"no local tao job {wanted!r}: 'tao list' shows your jobs "
+                             f"(local: {', '.join(j.id for j in local) or 'none'})")
+        chosen_local += match
+    docker_ids = [i for i in ids if not i.startswith(PREFIX)]
+    stopped = []
+    if docker_ids:
+        stopped = stop_jobs(connect(timeout=grace + 30), docker_ids, False, grace, all_users)
+    elif stop_all:
+        client = docker_client(timeout=grace + 30)
+        stopped = stop_jobs(client, [], True, grace, all_users) if client else []
     for job in stopped:
         click.echo(f"stopped {job.id} ({job.task} {job.subtask}, results in {job.results})")
-    if not stopped:
+    for job in chosen_local:
+        stop_local_job(job)
+        verb = "stopped" if job.status == "running" else "forgot dead job"
+        click.echo(f"{verb} {job.id} ({job.task} {job.subtask}, results in {job.results})")
+    if not stopped and not chosen_local:
         click.echo("no tao jobs to stop")
 
 
 def run() -> None:
-    """Console-script entry: map TaoError and Ctrl-C to their exit codes."""
+    """Console-script entry: map TaoError and Ctrl-C to their exit codes; anything else is a bug, said in
+    one sentence that names the file holding its traceback (``errors.crash_report``)."""
     try:
         main(standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -198,3 +264,9 @@ def run() -> None:
     except KeyboardInterrupt:
         click.echo("tao: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except Exception as err:  # noqa: BLE001 - the guard: one sentence, the traceback in a file
+        from tao_launcher.errors import EXIT_FAILED, crash_report, disk_problem
+
+        problem = disk_problem(err) if isinstance(err, OSError) else None
+        click.echo(f"tao: error: {problem or crash_report('the tao launcher')}", err=True)
+        sys.exit(EXIT_FAILED)

@@ -1,52 +1,67 @@
 """The Docker runner: one container per subtask, run to completion, streamed live, then removed.
 
-The container is created, attached to, started and waited for by this process; whatever
-happens (exit, error, Ctrl-C), the launcher removes it. There is no detach-then-exec: the
-container *is* the subtask, so its exit code is the subtask's.
+The container is created, attached to, started and waited for by this process. There is no
+detach-then-exec: the container *is* the subtask, so its exit code is the subtask's. Its life
+is tied to the launcher's, whatever ends the launcher:
 
-What goes into the container (``plan_container`` builds it; ``--dry-run`` prints it as the
+- the launcher attaches to the container's stdin and keeps it open (``docker run -i``); when
+  the launcher dies, even by kill -9, the engine closes that stdin and the entrypoint stops the
+  run (``tao_launcher/launcher_link.py``, ``TAO_STOP_ON_EOF``);
+- the container is auto-removed (``--rm``) when it exits, so nothing is left as ``Exited``;
+- the key travels as the first line of that stdin (``TAO_KEY_STDIN``): it is never in a file,
+  an argument, a container setting or a log, so nothing of it can outlive the launcher;
+- a container whose launcher died before it started (a kill in the ~0.1 s between create and
+  start) stays ``Created``: ``tao list`` shows it as ``dead``, and the user's next Docker run
+  removes it.
+
+What goes into the container (``plan_container`` builds it; ``fit_to_engine`` drops what this
+engine cannot do, for the run and for ``--dry-run`` alike, which prints the result as the
 equivalent ``docker run`` line):
 
 - the mounts file's ``Mounts`` as bind mounts (``read_only`` -> ``:ro``) and its ``Envs``;
 - ``DockerOptions``: shm_size (default 16G: DataLoader workers share tensors through /dev/shm,
-  and Docker's own 64M default breaks them), ulimits (default memlock unlimited, stack 64 MiB,
-  as NVIDIA's PyTorch containers recommend), network, ports, user, privileged, ipc_mode, gpu_ids;
+  and Docker's own 64M default breaks them), ulimits, network, ports, user, privileged,
+  ipc_mode, gpu_ids;
 - the invoking user's UID:GID unless ``DockerOptions.user`` says otherwise, so every file in
   the results folder belongs to the user (the image sets HOME and the caches to /tmp);
-- the key as a file readable only by that user, bind-mounted read-only at ``/run/secrets/tao_key``
-  and named by ``TAO_KEY_FILE``: it is in no environment variable, argument or log, so
-  ``docker inspect`` and the process list show only the path; the file is deleted as soon as
-  the container has started (the bind mount keeps it readable inside);
-- GPUs as a device request: ``-g N`` asks for N, ``--gpu-index``/``gpu_ids`` for given ones;
-- labels (``tao.*``) that ``tao list`` and ``tao stop`` read; ``--init`` so that signals reach
-  the entrypoint and worker processes are reaped.
+- GPUs as a device request (``-g N`` asks for N, ``--gpu-index``/``gpu_ids`` for given ones),
+  with NVIDIA's recommended ulimits for GPU containers (memlock unlimited, stack 64 MiB) unless
+  ``DockerOptions.ulimits`` sets its own; subtasks that never use a GPU (``download_specs``,
+  ``dataset_convert``) get neither;
+- labels (``tao.*``) that ``tao list`` and ``tao stop`` read, among them the invoking user's
+  UID (``tao.uid``): each user lists and stops their own jobs unless they pass ``--all-users``;
+- ``--init`` so that signals reach the entrypoint and worker processes are reaped.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import secrets
 import shlex
-import shutil
 import signal
+import socket
 import sys
-import tempfile
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Set, Tuple
 
 from tao_launcher import __version__
 from tao_launcher.errors import EXIT_INTERRUPTED, UsageError
 from tao_launcher.launcher.mounts import MountsConfig, PathMap
-from tao_launcher.launcher.runners import KEY_FILE_ENV, Job, Runner
+from tao_launcher.launcher.runners import Job, Runner
+from tao_launcher.launcher_link import KEY_STDIN_ENV, STOP_ON_EOF_ENV
 
-CONTAINER_KEY_FILE = "/run/secrets/tao_key"
 JOB_LABEL = "tao.job"          # every container tao starts carries it; `tao list` filters on it
+UID_LABEL = "tao.uid"          # the invoking user's UID: whose job it is
+HOST_LABEL = "tao.host"        # where the launcher runs, and its pid: whether it still lives
+PID_LABEL = "tao.pid"
 DEFAULT_SHM_SIZE = "16G"
-DEFAULT_ULIMITS = {"memlock": -1, "stack": 67108864}
+GPU_ULIMITS = {"memlock": -1, "stack": 67108864}   # NVIDIA's recommendation for GPU containers
+NO_ACCELERATOR = {"download_specs", "dataset_convert"}   # subtasks that never use a GPU
 STOP_GRACE_S = 30              # after Ctrl-C, how long the subtask gets to record its state
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 NO_GPU_RUNTIME = ("could not select device driver", "nvidia-container-cli", "unknown or invalid runtime name: nvidia")
@@ -70,33 +85,45 @@ def connect(timeout: Optional[float] = None):
         client = docker.from_env(timeout=timeout)
         client.ping()
         return client
-    except docker.errors.DockerException as err:
+    except Exception as err:  # DockerException, and requests' connection errors, which are not
         raise engine_error(err) from None
-    except Exception as err:  # requests' connection errors are not DockerExceptions
-        raise engine_error(err) from None
+
+
+def engine_problem(err: Exception) -> str:
+    """Why the engine did not answer, as a phrase: 'cannot reach the Docker socket ...: permission denied'."""
+    host = docker_host()
+    text = str(err)
+    socket_path = host[len("unix://"):] if host.startswith("unix://") else None
+    if "Permission denied" in text or "PermissionError" in text:
+        return f"cannot reach the Docker socket {socket_path or host}: permission denied"
+    if socket_path and not os.path.exists(socket_path):
+        return f"no Docker Engine answers at {host}: no such socket"
+    return f"no Docker Engine answers at {host}"
 
 
 def engine_error(err: Exception) -> UsageError:
-    host = docker_host()
-    text = str(err)
-    if "Permission denied" in text or "PermissionError" in text:
-        socket = host.replace("unix://", "")
-        return UsageError(f"permission denied on the Docker socket {socket}: add your user to the docker group "
+    problem = engine_problem(err)
+    if problem.endswith("permission denied"):
+        socket_path = docker_host().replace("unix://", "")
+        return UsageError(f"permission denied on the Docker socket {socket_path}: add your user to the docker group "
                           f"(sudo usermod -aG docker $USER, then log in again) or use --runner local")
-    return UsageError(f"no Docker Engine answers at {host}: start one (sudo systemctl start docker, or "
+    return UsageError(f"no Docker Engine answers at {docker_host()}: start one (sudo systemctl start docker, or "
                       f"sudo dockerd &), or run on this machine with --runner local")
 
 
-def why_not_docker(mounts: MountsConfig, image: Optional[str]) -> Optional[str]:
-    """Why the automatic runner choice cannot take Docker here, or None when it can."""
-    if not mounts.mounts:
+def why_not_docker(mounts: Optional[MountsConfig], image: Optional[str]) -> Optional[str]:
+    """Why the Docker runner cannot run here (no Mounts, no engine, no image), or None when it can.
+
+    The automatic runner choice takes Docker only when this is None; ``tao info`` says it.
+    """
+    if mounts is not None and not mounts.mounts:
         return "no Mounts in the mounts file, so a container would see none of your files"
     try:
         import docker
         client = docker.from_env(timeout=2)
         client.ping()
-    except Exception:
-        return f"no Docker Engine answers at {docker_host()}"
+    except Exception as err:
+        return engine_problem(err)
     if image:
         try:
             client.images.get(image)
@@ -129,13 +156,12 @@ class ContainerPlan:
     environment: Dict[str, str] = field(default_factory=dict)
     labels: Dict[str, str] = field(default_factory=dict)
     shm_size: str = DEFAULT_SHM_SIZE
-    ulimits: Dict[str, int] = field(default_factory=lambda: dict(DEFAULT_ULIMITS))
-    default_ulimits: set = field(default_factory=set)       # the names in ulimits the user did not set
+    ulimits: Dict[str, int] = field(default_factory=dict)
+    default_ulimits: Set[str] = field(default_factory=set)   # the names in ulimits that tao chose, not the user
     network: Optional[str] = None
     ports: Dict[str, int] = field(default_factory=dict)       # container port -> host port
     privileged: bool = False
     ipc_mode: Optional[str] = None
-    tty: bool = False
     gpu_count: int = 0
     gpu_ids: List[str] = field(default_factory=list)
 
@@ -148,7 +174,7 @@ class ContainerPlan:
             environment=dict(self.environment), labels=dict(self.labels), shm_size=self.shm_size,
             ulimits=[Ulimit(name=n, soft=v, hard=v) for n, v in self.ulimits.items()],
             ports={str(c): h for c, h in self.ports.items()} or None, privileged=self.privileged,
-            tty=self.tty, stdin_open=False,
+            stdin_open=True, auto_remove=True,   # stdin: the link to the launcher (StdinOnce)
         )
         if self.network:
             kwargs["network_mode"] = self.network
@@ -160,9 +186,14 @@ class ContainerPlan:
             kwargs["device_requests"] = [DeviceRequest(count=self.gpu_count, capabilities=[["gpu"]])]
         return kwargs
 
+    def drop_default_ulimits(self) -> None:
+        self.ulimits = {n: v for n, v in self.ulimits.items() if n not in self.default_ulimits}
+        self.default_ulimits = set()
+
     def docker_run_line(self) -> str:
-        """The equivalent ``docker run`` command line (the key is a file; its path is shown, never it)."""
-        args = ["docker", "run", "--rm", "--init", "--name", self.name, "--user", self.user,
+        """The equivalent ``docker run`` command line. Run by hand, it reads the key as the first
+        line of its stdin (type it, or pipe it with the stdin kept open) and stops when stdin ends."""
+        args = ["docker", "run", "--rm", "-i", "--init", "--name", self.name, "--user", self.user,
                 "--shm-size", self.shm_size]
         args += [f"--ulimit={n}={v}" for n, v in self.ulimits.items()]
         if self.network:
@@ -173,8 +204,6 @@ class ContainerPlan:
             args.append("--privileged")
         if self.ipc_mode:
             args += ["--ipc", self.ipc_mode]
-        if self.tty:
-            args.append("-t")
         if self.gpu_ids:
             args += ["--gpus", f'"device={",".join(self.gpu_ids)}"']
         elif self.gpu_count:
@@ -187,106 +216,67 @@ class ContainerPlan:
             args += ["--label", f"{name}={value}"]
         return " ".join(shlex.quote(a) for a in args + [self.image, *self.command])
 
-    def mount_key(self, key_file: str) -> None:
-        """Bind the key file read-only where the entrypoint looks (``TAO_KEY_FILE``)."""
-        self.volumes.append((key_file, CONTAINER_KEY_FILE, True))
-        self.environment[KEY_FILE_ENV] = CONTAINER_KEY_FILE
-
 
 def plan_container(job: Job, mounts: MountsConfig) -> ContainerPlan:
-    """The container for ``job`` (its image resolved by submit), without the key file."""
+    """The container for ``job`` (its image resolved by submit), as asked, before the engine has a say."""
     options = mounts.docker_options
+    if options.get("tty"):
+        raise UsageError(f"{mounts.path}: DockerOptions.tty is not supported: a terminal in the container would "
+                         f"echo the key and keep the container running after tao dies; remove it (the output "
+                         f"streams live without it)")
     user_ulimits = {str(k): int(v) for k, v in (options.get("ulimits") or {}).items()}
     host_results = PathMap(mounts.mounts).to_host(job.results or job.output or "")
+    uses_gpu = job.subtask not in NO_ACCELERATOR
+    gpu_ids = [str(i) for i in (job.gpu_ids or options.get("gpu_ids") or [])] if uses_gpu else []
+    gpu_count = job.gpus if uses_gpu else 0
+    tao_ulimits = {n: v for n, v in GPU_ULIMITS.items() if n not in user_ulimits} if gpu_ids or gpu_count else {}
+    environment = {**mounts.envs, STOP_ON_EOF_ENV: "1"}
+    if job.key:
+        environment[KEY_STDIN_ENV] = "1"
     return ContainerPlan(
         image=job.image, command=job.entrypoint_args(),
         name=f"tao-{job.task}-{job.subtask}-{secrets.token_hex(3)}".replace("_", "-"),
         user=str(options.get("user") or f"{os.getuid()}:{os.getgid()}"),
         volumes=[(str(m.source), m.destination, m.read_only) for m in mounts.mounts],
-        environment=dict(mounts.envs),
-        labels={JOB_LABEL: "1", "tao.task": job.task, "tao.subtask": job.subtask, "tao.results": host_results,
-                "tao.started": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "tao.version": __version__},
+        environment=environment,
+        labels={JOB_LABEL: "1", UID_LABEL: str(os.getuid()), HOST_LABEL: socket.gethostname(),
+                PID_LABEL: str(os.getpid()), "tao.task": job.task, "tao.subtask": job.subtask,
+                "tao.results": host_results, "tao.version": __version__,
+                "tao.started": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")},
         shm_size=str(options.get("shm_size") or DEFAULT_SHM_SIZE),
-        ulimits={**DEFAULT_ULIMITS, **user_ulimits},
-        default_ulimits=set(DEFAULT_ULIMITS) - set(user_ulimits),
+        ulimits={**tao_ulimits, **user_ulimits}, default_ulimits=set(tao_ulimits),
         network=options.get("network"), ports=dict(options.get("ports") or {}),
         privileged=bool(options.get("privileged", False)), ipc_mode=options.get("ipc_mode"),
-        tty=bool(options.get("tty", False)),
-        gpu_count=job.gpus, gpu_ids=[str(i) for i in (job.gpu_ids or options.get("gpu_ids") or [])],
+        gpu_count=gpu_count, gpu_ids=gpu_ids,
     )
 
 
-@contextmanager
-def key_file(key: Optional[str], user: str) -> Iterator[Optional[str]]:
-    """The key in a fresh file (mode 0600, in a 0700 folder) that only the container's user reads."""
-    if not key:
-        yield None
-        return
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    folder = tempfile.mkdtemp(prefix="tao-key-", dir=runtime if runtime and os.path.isdir(runtime) else None)
-    try:
-        path = os.path.join(folder, "key")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(key)
-        uid, _, gid = user.partition(":")
-        if os.getuid() == 0 and uid.isdigit() and int(uid) != 0:   # root running as another user
-            os.chown(path, int(uid), int(gid) if gid.isdigit() else -1)
-        yield path
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+def fit_to_engine(plan: ContainerPlan, attempt: Callable[[ContainerPlan], object]):
+    """``attempt(plan)`` until the engine takes it, dropping what this engine cannot do; its result.
 
+    The one place that decides, for the run (``attempt`` starts the container) and for
+    ``--dry-run`` (``attempt`` starts a probe that runs ``true``): so the dry run prints what would
+    run. Each drop that changes the outcome is said once, on stderr:
 
-class DockerRunner(Runner):
-    name = "docker"
-
-    def dry_run(self, job: Job, mounts: MountsConfig) -> str:
-        plan = plan_container(job, mounts)
-        if job.key:
-            plan.mount_key("KEY_FILE")
-        return plan.docker_run_line()
-
-    def run(self, job: Job, mounts: MountsConfig) -> int:
-        from tao_launcher.launcher.images import version_warning
-
-        client = connect()
-        warning = version_warning(job.image, image_labels(client, job.image))
-        if warning:
-            print(f"tao: warning: {warning}", file=sys.stderr, flush=True)
-        plan = plan_container(job, mounts)
-        with key_file(job.key, plan.user) as key_path:
-            if key_path:
-                plan.mount_key(key_path)
-            container, output = start_container(client, plan)
-            if key_path:   # the started container's bind mount keeps the file; no copy stays on disk
-                shutil.rmtree(os.path.dirname(key_path), ignore_errors=True)
-            return supervise(container, output)
-
-
-def start_container(client, plan: ContainerPlan):
-    """Create, attach, start. Two things this engine may not allow fall back, with a note:
-
-    - a GPU count without an NVIDIA runtime runs on the CPU (named GPUs are an error instead);
-    - default ulimits the engine may not raise (a container sandbox) are left to the engine;
+    - GPUs asked by count without a GPU runtime: the run goes to the CPU, and the GPU ulimits
+      go with the GPUs (named GPUs are an error instead: they cannot be had);
+    - tao's GPU ulimits that the engine may not set (a container sandbox): the engine's own apply;
       ulimits the user set in DockerOptions are an error instead.
     """
     import docker
 
     while True:
         try:
-            return _create_attach_start(client, plan)
+            return attempt(plan)
         except docker.errors.APIError as err:
             text = str(err)
             if (plan.gpu_count or plan.gpu_ids) and any(s in text for s in NO_GPU_RUNTIME):
-                plan = _without_gpus(plan)
-            elif "error setting rlimit" in text and set(plan.ulimits) & plan.default_ulimits:
+                _without_gpus(plan)
+            elif "error setting rlimit" in text and plan.default_ulimits:
                 dropped = ", ".join(f"{n}={plan.ulimits[n]}" for n in sorted(plan.default_ulimits))
-                print(f"tao: this Docker Engine may not set the default ulimits ({dropped}: operation not "
-                      f"permitted), so the container gets the engine's own; set DockerOptions.ulimits to choose",
-                      file=sys.stderr, flush=True)
-                plan.ulimits = {n: v for n, v in plan.ulimits.items() if n not in plan.default_ulimits}
-                plan.default_ulimits = set()
+                _notice(f"this Docker Engine may not set the ulimits recommended for GPUs ({dropped}: operation "
+                        f"not permitted), so the container gets the engine's own; set DockerOptions.ulimits to choose")
+                plan.drop_default_ulimits()
             elif "error setting rlimit" in text:
                 raise UsageError(f"the Docker Engine may not set ulimits {plan.ulimits} from DockerOptions "
                                  f"(operation not permitted): lower or remove DockerOptions.ulimits") from None
@@ -295,32 +285,107 @@ def start_container(client, plan: ContainerPlan):
                                  f"{getattr(err, 'explanation', None) or text}") from None
 
 
-def _without_gpus(plan: ContainerPlan) -> ContainerPlan:
+def _without_gpus(plan: ContainerPlan) -> None:
     fix = ("install the NVIDIA Container Toolkit and restart the Docker Engine "
            "(https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/)")
     if plan.gpu_ids:
         raise UsageError(f"GPUs {','.join(plan.gpu_ids)} were asked for, but this Docker Engine has no NVIDIA "
                          f"runtime: {fix}, or drop --gpu-index/gpu_ids to run on the CPU")
-    print(f"tao: this Docker Engine has no NVIDIA runtime, so the subtask runs on the CPU; to use GPUs, {fix}",
-          file=sys.stderr, flush=True)
+    _notice(f"this Docker Engine has no NVIDIA runtime, so the subtask runs on the CPU; to use GPUs, {fix}")
     plan.gpu_count = 0
-    return plan
+    plan.drop_default_ulimits()
 
 
-def _create_attach_start(client, plan: ContainerPlan):
+def _notice(text: str) -> None:
+    print(f"tao: note: {text}", file=sys.stderr, flush=True)
+
+
+def probe(client, plan: ContainerPlan) -> None:
+    """Start and remove a container with the plan's image, user, GPUs and ulimits that runs ``true``
+    (no mounts, no network, no key): the engine refuses it as it would refuse the run."""
+    stripped = dataclasses.replace(plan, command=[], name=f"{plan.name}-probe", volumes=[], environment={},
+                                   labels={UID_LABEL: plan.labels.get(UID_LABEL, ""), "tao.probe": "1"},
+                                   ports={}, network="none")
+    kwargs = dict(stripped.create_kwargs(), entrypoint=["true"], stdin_open=False, auto_remove=False)
+    container = client.containers.create(**kwargs)
+    try:
+        container.start()
+        container.wait(timeout=60)
+    finally:
+        _quietly(container.remove, force=True)
+
+
+class DockerRunner(Runner):
+    name = "docker"
+
+    def dry_run(self, job: Job, mounts: MountsConfig) -> str:
+        plan = plan_container(job, mounts)
+        if plan.gpu_count or plan.gpu_ids or plan.ulimits:   # what the engine may refuse: ask it
+            problem = why_not_docker(None, plan.image)
+            if problem:
+                _notice(f"the engine was not asked what it allows ({problem}): this is the container as "
+                        f"planned, and an engine without GPUs or ulimit rights would run less")
+            else:
+                client = connect(timeout=60)
+                fit_to_engine(plan, lambda p: probe(client, p))
+        return plan.docker_run_line()
+
+    def run(self, job: Job, mounts: MountsConfig) -> int:
+        from tao_launcher.launcher.images import version_warning
+
+        if job.key and ("\n" in job.key or "\r" in job.key):
+            raise UsageError("the key contains a line break: pass a key on one line")
+        client = connect()
+        warning = version_warning(job.image, image_labels(client, job.image))
+        if warning:
+            print(f"tao: warning: {warning}", file=sys.stderr, flush=True)
+        remove_dead_jobs(client)
+        plan = plan_container(job, mounts)
+        container, link, exit_status = fit_to_engine(plan, lambda p: _create_attach_start(client, p, job.key))
+        return supervise(container, link, exit_status)
+
+
+def _create_attach_start(client, plan: ContainerPlan, key: Optional[str]):
+    """Create, attach (stdin too: the link), ask for the exit status, start, send the key."""
     container = client.containers.create(**plan.create_kwargs())
+    link = exit_status = None
     try:
         # attached before the start, so not a byte of output is missed
-        output = client.api.attach(container.id, stdout=True, stderr=True, stream=True, logs=True, demux=True)
+        link = client.api.attach_socket(container.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1,
+                                                              "logs": 1})
+        exit_status = _exit_status_request(client, container.id)
         container.start()
+        if key:
+            _raw(link).sendall(key.encode() + b"\n")
     except BaseException:
         _quietly(container.remove, force=True)
+        for handle in (link, exit_status):
+            if handle is not None:
+                _quietly(handle.close)
         raise
-    return container, output
+    return container, link, exit_status
 
 
-def supervise(container, output) -> int:
-    """Stream the output until the container exits; Ctrl-C/SIGTERM stop it; always remove it."""
+def _exit_status_request(client, container_id: str):
+    """The engine's answer to "wait until it is removed", asked before the start (an auto-removed
+    container can be gone before a later ask): its body, read at the end, holds the exit code.
+    The engine sends the headers once the wait is registered; docker-py's public ``wait`` would
+    block until the end, hence its request helpers."""
+    api = client.api
+    response = api._post(api._url("/containers/{0}/wait", container_id), params={"condition": "removed"},
+                         stream=True, timeout=None)
+    api._raise_for_status(response)
+    return response
+
+
+def _raw(link):
+    return getattr(link, "_sock", link)
+
+
+def supervise(container, link, exit_status) -> int:
+    """Stream the output until the container exits; Ctrl-C/SIGTERM stop it; make sure it is gone."""
+    from docker.utils.socket import STDERR, frames_iter
+
     interrupted: List[int] = []
     deadline = threading.Timer(STOP_GRACE_S, _quietly, (container.kill,))
     deadline.daemon = True
@@ -334,20 +399,25 @@ def supervise(container, output) -> int:
             _quietly(container.kill)
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    code = None
     try:
-        for out, err in output:
-            for data, stream in ((out, sys.stdout), (err, sys.stderr)):
-                if data:
-                    stream.buffer.write(data)
-                    stream.flush()
-        code = container.wait()["StatusCode"]
+        for stream_id, data in frames_iter(link, False):
+            stream = sys.stderr if stream_id == STDERR else sys.stdout
+            stream.buffer.write(data)
+            stream.flush()
+        code = json.loads(exit_status.content or b"{}").get("StatusCode")
     finally:
         deadline.cancel()
         for s, handler in previous.items():
             signal.signal(s, handler)
         _quietly(container.remove, force=True)
+        _quietly(link.close)
+        _quietly(exit_status.close)
     if interrupted or code == EXIT_INTERRUPTED:
         return EXIT_INTERRUPTED
+    if code is None:
+        raise UsageError(f"the Docker Engine did not report how container {container.name} ended: "
+                         f"see the Docker Engine's log")
     return code
 
 
@@ -366,28 +436,57 @@ class JobInfo:
     id: str            # short id, as docker ps shows it
     full_id: str
     name: str
+    uid: str
     task: str
     subtask: str
     started: str
-    status: str
+    status: str        # running, starting, dead (its launcher died), orphaned (dying: its launcher died)
     results: str
 
 
-def list_jobs(client) -> List[JobInfo]:
-    """Containers started by tao (label ``tao.job``), running or left behind, oldest first."""
+def launcher_gone(labels: Dict[str, str]) -> bool:
+    """Whether the launcher that started a container is known to be dead (it ran on this host)."""
+    from tao_launcher.launcher.jobs import launcher_alive
+
+    pid = labels.get(PID_LABEL, "")
+    return labels.get(HOST_LABEL) == socket.gethostname() and pid.isdigit() and not launcher_alive(int(pid))
+
+
+def job_status(container_status: str, labels: Dict[str, str]) -> str:
+    gone = launcher_gone(labels)
+    if container_status == "running":
+        return "orphaned" if gone else "running"
+    if container_status == "created":
+        return "dead" if gone else "starting"
+    if container_status in ("exited", "dead"):
+        return "dead"
+    return container_status
+
+
+def list_jobs(client, all_users: bool = False) -> List[JobInfo]:
+    """The user's containers started by tao (all users' with ``all_users``), oldest first."""
+    labels = [JOB_LABEL] if all_users else [JOB_LABEL, f"{UID_LABEL}={os.getuid()}"]
     jobs = []
-    for c in client.containers.list(all=True, filters={"label": JOB_LABEL}):
-        labels = c.labels or {}
-        jobs.append(JobInfo(c.short_id, c.id, c.name, labels.get("tao.task", "?"), labels.get("tao.subtask", "?"),
-                            labels.get("tao.started", "?"), c.status, labels.get("tao.results", "")))
+    for c in client.containers.list(all=True, filters={"label": labels}, ignore_removed=True):
+        tags = c.labels or {}
+        jobs.append(JobInfo(c.short_id, c.id, c.name, tags.get(UID_LABEL, "?"), tags.get("tao.task", "?"),
+                            tags.get("tao.subtask", "?"), tags.get("tao.started", "?"), job_status(c.status, tags),
+                            tags.get("tao.results", "")))
     return sorted(jobs, key=lambda j: j.started)
 
 
-def stop_jobs(client, ids: List[str], stop_all: bool, grace_s: int = 10) -> List[JobInfo]:
-    """Stop (SIGTERM, then SIGKILL after ``grace_s``) and remove the named tao jobs, or all of them."""
+def remove_dead_jobs(client) -> None:
+    """Remove the user's containers that never ran or ended because their launcher died."""
+    for job in list_jobs(client):
+        if job.status == "dead":
+            _quietly(client.api.remove_container, job.full_id, force=True)
+
+
+def stop_jobs(client, ids: List[str], stop_all: bool, grace_s: int = 10, all_users: bool = False) -> List[JobInfo]:
+    """Stop (SIGTERM, then SIGKILL after ``grace_s``) and remove the named jobs of the user, or all of them."""
     import docker
 
-    jobs = list_jobs(client)
+    jobs = list_jobs(client, all_users)
     if stop_all:
         chosen = jobs
     else:
@@ -395,9 +494,7 @@ def stop_jobs(client, ids: List[str], stop_all: bool, grace_s: int = 10) -> List
         for wanted in ids:
             matches = [j for j in jobs if j.name == wanted or j.full_id.startswith(wanted)]
             if len(matches) != 1:
-                known = ", ".join(j.id for j in jobs) or "none"
-                what = "no tao job" if not matches else "more than one tao job matches"
-                raise UsageError(f"{what} {wanted!r}: 'tao list' shows the running jobs (ids: {known})")
+                raise UsageError(_no_such_job(client, jobs, wanted, bool(matches), all_users))
             chosen.append(matches[0])
     for job in chosen:
         try:
@@ -406,7 +503,7 @@ def stop_jobs(client, ids: List[str], stop_all: bool, grace_s: int = 10) -> List
             continue
         _quietly(container.stop, timeout=grace_s)
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:  # the launcher that ran it removes it too; either may win
+        while time.monotonic() < deadline:  # auto-removed, or removed by the launcher that ran it; or now
             try:
                 container.remove(force=True)
                 break
@@ -415,3 +512,15 @@ def stop_jobs(client, ids: List[str], stop_all: bool, grace_s: int = 10) -> List
                     break
                 time.sleep(0.2)
     return chosen
+
+
+def _no_such_job(client, jobs: List[JobInfo], wanted: str, several: bool, all_users: bool) -> str:
+    if several:
+        return f"more than one tao job matches {wanted!r}: give more of its ID ('tao list' shows them)"
+    if not all_users:
+        others = [j for j in list_jobs(client, all_users=True) if j.name == wanted or j.full_id.startswith(wanted)]
+        if others:
+            return (f"tao job {wanted!r} belongs to UID {others[0].uid}, not to you: add --all-users to stop "
+                    f"another user's job")
+    known = ", ".join(j.id for j in jobs) or "none"
+    return f"no tao job {wanted!r}: 'tao list' shows your jobs (ids: {known})"

@@ -1,8 +1,9 @@
 """Runners: run one subtask, described by a ``Job``, to completion and return its exit code.
 
 Both runners call the same in-container entrypoint (``python -m tao_launcher.entrypoint``)
-with the same arguments, in the container's view of paths. The local runner runs it in a
-subprocess on the host and tells it how to map container paths back (``TAO_PATH_MAP``).
+with the same arguments. The Docker runner passes paths in the container's view of the mounts
+file; the local runner runs it in a subprocess on the host with host paths, reading a container
+path under a mount destination as its host folder (``TAO_PATH_MAP``) so one command line serves both.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -19,8 +21,8 @@ from tao_launcher.launcher.mounts import MountsConfig, PathMap
 
 RUNNER_ENV = "TAO_RUNNER"
 KEY_ENV = "TAO_KEY"            # the model key, for scripts that keep it out of the process list
-KEY_FILE_ENV = "TAO_KEY_FILE"  # or a file holding it (the Docker runner uses this)
-PATH_MAP_ENV = "TAO_PATH_MAP"
+KEY_FILE_ENV = "TAO_KEY_FILE"  # or a file holding it (for a container run by hand)
+PATH_MAP_ENV = "TAO_PATH_MAP"  # local runner: container paths in a spec file -> host paths
 
 
 @dataclass
@@ -74,12 +76,11 @@ class LocalRunner(Runner):
     name = "local"
 
     def environment(self, job: Job, mounts: MountsConfig) -> Dict[str, str]:
-        """What the subtask gets on top of the launcher's own environment."""
-        env = dict(mounts.envs)
-        env[PATH_MAP_ENV] = PathMap(mounts.mounts).to_json()
-        gpu_ids = job.gpu_ids or [str(i) for i in mounts.docker_options.get("gpu_ids") or []]
-        if gpu_ids:
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_ids)
+        """What the subtask gets on top of the launcher's own environment: how to read container
+        paths inside a spec file (``TAO_PATH_MAP``); Envs and DockerOptions describe a container."""
+        env = {PATH_MAP_ENV: PathMap(mounts.mounts).to_json()} if mounts.mounts else {}
+        if job.gpu_ids:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(job.gpu_ids)
         return env
 
     def run(self, job: Job, mounts: MountsConfig) -> int:
@@ -88,7 +89,9 @@ class LocalRunner(Runner):
         env.pop(KEY_FILE_ENV, None)
         if job.key:
             env[KEY_ENV] = job.key   # environment, not argv: /proc/PID/environ is private to the user
-        return run_forwarding_signals(self.command(job), env)
+        from tao_launcher.launcher.jobs import recorded
+        with recorded(job.task, job.subtask, job.results):   # what `tao list` shows, dead or alive
+            return run_forwarding_signals(self.command(job), env)
 
     def command(self, job: Job) -> List[str]:
         return [sys.executable, "-m", "tao_launcher.entrypoint", *job.entrypoint_args()]
@@ -102,38 +105,65 @@ class LocalRunner(Runner):
         return " ".join(shlex.quote(a) for a in ["env", *(f"{k}={v}" for k, v in env.items()), *self.command(job)])
 
 
+FORWARD_POLL_S = 0.25      # how soon a signal to the launcher reaches the subtask
+RESEND_S = 1.0             # until the subtask ends, a signal is sent again this often (see below)
+KILL_AFTER_SIGNALS = 3     # the third Ctrl-C kills a subtask that does not stop
+
+
 def run_forwarding_signals(command: List[str], env: Dict[str, str]) -> int:
-    """Run ``command``; SIGINT/SIGTERM are passed on as SIGINT so the subtask can stop cleanly.
+    """Run ``command`` and wait for it; SIGINT and SIGTERM are passed on to it as SIGINT.
 
-    An interrupted run always ends with 130, even if the child then exits 0.
+    Ctrl-C at a terminal reaches the launcher and the subtask together. The subtask acts on the
+    first signal and ignores copies (``entrypoint.Shutdown``), so forwarding is always safe, and
+    the launcher never ends before it: the last line (``tao: interrupted``) and the exit code (130)
+    are the subtask's, once. The subtask starts with SIGINT ignored, until the entrypoint has its
+    handler (a Ctrl-C during its imports would end in a KeyboardInterrupt traceback), so the
+    signal is sent again every second until it ends. The third signal kills it (SIGKILL), the way
+    out of a subtask that hangs; its status.json then reads as ``dead``.
     """
-    child = subprocess.Popen(command, env=env, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
-    interrupted = []
-
-    def forward(signum, _frame):
-        interrupted.append(signum)
-        if len(interrupted) > 1:       # a second Ctrl-C: stop waiting for a clean exit
-            child.kill()
-        else:
-            child.send_signal(signal.SIGINT)
-
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    signals: List[int] = []
+    previous = {s: signal.signal(s, lambda signum, _frame: signals.append(signum))
+                for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        code = child.wait()
+        child = subprocess.Popen(command, env=env, preexec_fn=_child_setup)
+        forwarded, sent_at = 0, 0.0
+        while True:
+            try:
+                code = child.wait(timeout=FORWARD_POLL_S)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if len(signals) >= KILL_AFTER_SIGNALS:
+                child.kill()
+            elif len(signals) > forwarded or (signals and time.monotonic() - sent_at >= RESEND_S):
+                forwarded, sent_at = len(signals), time.monotonic()
+                child.send_signal(signal.SIGINT)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    if interrupted or code in (-signal.SIGINT, EXIT_INTERRUPTED):
+    if code == 0:
+        return 0   # the run was recorded as finished before a signal could stop it
+    if signals or code in (-signal.SIGINT, EXIT_INTERRUPTED):
+        if code < 0:   # killed before it could say so itself
+            print("tao: interrupted (the subtask was killed before it stopped cleanly)", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
     return code if code >= 0 else 128 - code
 
 
-def _die_with_parent() -> None:
-    """In the child: get SIGKILL when the launcher dies (kill -9 tao must not leave training running)."""
-    import ctypes
+def _child_setup() -> None:
+    """In the child, before exec: SIGINT ignored until the entrypoint installs its handler, and (Linux)
+    SIGKILL when the launcher dies (kill -9 tao must not leave training running)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform == "linux":
+        import ctypes
 
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def requested_runner(flag: Optional[str]) -> Optional[str]:
+    """The runner the user named: --runner, else $TAO_RUNNER; None leaves the choice to the mounts file."""
+    return flag or os.environ.get(RUNNER_ENV) or None
 
 
 def select_runner(requested: Optional[str], mounts: MountsConfig, image: Optional[str] = None) -> Runner:
@@ -143,13 +173,15 @@ def select_runner(requested: Optional[str], mounts: MountsConfig, image: Optiona
     Mounts (the container sees nothing else), an engine that answers, and the image. Otherwise
     it takes the local runner and says why, instead of failing on a machine without Docker.
     """
-    choice = requested or os.environ.get(RUNNER_ENV) or mounts.runner
+    choice = requested_runner(requested) or mounts.runner
     if choice not in (None, "docker", "local"):
         raise UsageError(f"unknown runner {choice!r}: use --runner docker or --runner local")
+    chosen_by = ("the mounts file's Runner" if not requested_runner(requested)
+                 else f"{RUNNER_ENV}={choice}" if choice == os.environ.get(RUNNER_ENV) else f"--runner {choice}")
     if choice == "local":
-        return LocalRunner()
+        return LocalRunner(f"chosen by {chosen_by}")
     from tao_launcher.launcher.docker_runner import DockerRunner, why_not_docker
     if choice == "docker":
-        return DockerRunner()
+        return DockerRunner(f"chosen by {chosen_by}")
     reason = why_not_docker(mounts, image)
     return LocalRunner(reason) if reason else DockerRunner("an engine answers and has the image")

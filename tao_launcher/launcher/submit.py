@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from tao_launcher.errors import UsageError
-from tao_launcher.launcher.mounts import MountsConfig, PathMap, load_mounts
-from tao_launcher.launcher.runners import KEY_ENV, Job, select_runner
+from tao_launcher.launcher.mounts import MountsConfig, PathMap, load_mounts, mounts_file_path
+from tao_launcher.launcher.runners import KEY_ENV, Job, Runner, requested_runner, select_runner
 
 NEEDS_MODEL = {"finetune", "evaluate", "infer", "export", "infer_onnx"}
 NEEDS_KEY = NEEDS_MODEL | {"train"}
@@ -26,7 +26,8 @@ def submit(task, subtask: str, schema, *, spec: Optional[str], results: Optional
         raise UsageError(f"{task.name} is planned but not available in this version of tao; "
                          f"'tao --help' lists the tasks marked available")
     key = key or os.environ.get(KEY_ENV) or None
-    if subtask in NEEDS_KEY and not key:
+    plain_onnx = subtask == "infer_onnx" and (model or "").endswith(".onnx")  # export_format=ONNX encrypt=false
+    if subtask in NEEDS_KEY and not key and not plain_onnx:
         raise UsageError(f"{subtask} needs the model key: pass -k KEY or set {KEY_ENV} "
                          f"(the environment variable keeps it out of the process list)")
     if subtask in NEEDS_MODEL and not model:
@@ -42,10 +43,9 @@ def submit(task, subtask: str, schema, *, spec: Optional[str], results: Optional
         if item.startswith("-"):
             raise UsageError(f"unknown option {item}; see 'tao {task.name} {subtask} --help'")
 
-    mounts = load_mounts()
     from tao_launcher.launcher.images import image_for
     image = image_for(task)
-    chosen = select_runner(runner, mounts, image)
+    chosen, mounts = runner_and_mounts(runner, image)
     to_container = container_view(mounts, chosen.name)
     job = Job(task=task.name, subtask=subtask, gpus=gpus, gpu_ids=gpu_ids, overwrite=overwrite, key=key, image=image,
               spec=to_container(spec, "spec file (-e)"), results=to_container(results, "results folder (-r)"),
@@ -53,11 +53,47 @@ def submit(task, subtask: str, schema, *, spec: Optional[str], results: Optional
     job.overrides = map_overrides(schema, overrides, to_container)
     if schema is not None:
         check_spec(schema, job, mounts)
+    if subtask != "download_specs" and not results:   # after the spec: its mistakes are the more telling
+        raise UsageError(f"{subtask} needs a results folder: pass -r DIR (it receives log.txt, status.json "
+                         f"and the outputs)")
     if dry_run:
         print(chosen.dry_run(job, mounts), flush=True)
         return 0
-    print(f"tao: running {task.name} {subtask} with the {chosen.describe()}", file=sys.stderr, flush=True)
+    print(f"tao: running {task.name} {subtask} with the {chosen.describe()}{ignored_mounts_note(chosen)}",
+          file=sys.stderr, flush=True)
     return chosen.run(job, mounts)
+
+
+def runner_and_mounts(requested: Optional[str], image: Optional[str]) -> Tuple[Runner, MountsConfig]:
+    """The runner, and the mounts file as that runner sees it.
+
+    Mounts, Envs and DockerOptions describe a container, so the mounts file can only help a
+    local run, never stop it: the local runner uses it just to read container paths such as
+    ``/data/x`` (TAO's spelling, so one command line serves both runners) as their host folder,
+    and uses every other path as given. Asked for by --runner or TAO_RUNNER, it reads the file
+    only if it parses; a broken or leftover file is then ignored. Otherwise the file takes part
+    in the choice (its Runner)."""
+    requested = requested_runner(requested)
+    if requested == "local":
+        try:
+            mounts = load_mounts()
+        except UsageError:
+            mounts = MountsConfig()
+    else:
+        mounts = load_mounts()
+    chosen = select_runner(requested, mounts, image)
+    if chosen.name == "local":
+        mounts = MountsConfig(mounts=mounts.mounts)   # paths only: Envs and DockerOptions are a container's
+    return chosen, mounts
+
+
+def ignored_mounts_note(chosen: Runner) -> str:
+    """For a local run beside a mounts file: what the file does (and does not do) for it."""
+    path = mounts_file_path()
+    if chosen.name != "local" or not path.exists():
+        return ""
+    return (f"; host paths are used as given, container paths under a mount of {path} are read from "
+            f"its source folder, and its Envs and DockerOptions are for the Docker runner only")
 
 
 def parse_gpu_index(text: Optional[str]) -> List[str]:
@@ -72,17 +108,19 @@ def parse_gpu_index(text: Optional[str]) -> List[str]:
 
 
 def container_view(mounts: MountsConfig, runner: str):
-    """A function mapping a user path to the container's view (identity for the local runner without mounts)."""
+    """A function mapping a user path to the runner's view: the container's for the Docker
+    runner; for the local runner an absolute host path (a container path under a mount
+    destination is read as the host folder it mounts; nothing is refused)."""
     path_map = PathMap(mounts.mounts)
 
     def convert(value: Optional[str], what: str) -> Optional[str]:
         if not value:
             return value
+        if runner == "local":
+            return str(Path(os.path.expanduser(path_map.to_host(value))).absolute())
         if not mounts.mounts:
-            if runner == "docker":
-                raise UsageError(f"the docker runner needs a mounts file to see {what} {value}: create "
-                                 f"~/.tao_mounts.json (see .tao_mounts.example.json) or use --runner local")
-            return str(Path(os.path.expanduser(value)).absolute())
+            raise UsageError(f"the docker runner needs a mounts file to see {what} {value}: create "
+                             f"~/.tao_mounts.json (see .tao_mounts.example.json) or use --runner local")
         return path_map.to_container(value, what)
 
     return convert
@@ -97,7 +135,7 @@ def map_overrides(schema, overrides: List[str], to_container) -> List[str]:
     mapped = []
     for item in overrides:
         key, sep, value = item.partition("=")
-        if sep and key.strip() in paths and value not in ("", "null", "???"):
+        if sep and key.strip() in paths and value.strip() not in ("", "null", "~", "???", '""', "''"):
             item = f"{key}={to_container(value, key.strip())}"
         mapped.append(item)
     return mapped

@@ -6,4 +6,7 @@
 - ``tokens.py``    words to sub-token windows with first-sub-token labels (token tasks)
 - ``inference.py`` the torch and onnxruntime runners behind infer/evaluate/infer_onnx
 - ``subtasks.py``  the fit-and-save, export and input plumbing that every NLP task's subtasks call
+                   (it imports nothing heavy at the top: dataset_convert runs without torch)
+- ``hf_export.py``  export_format=HF: a Hugging Face folder, stock classes where they fit
+- ``hf_modeling.py`` the custom classes that folder carries as ``modeling_tao.py`` (torch and transformers only)
 """

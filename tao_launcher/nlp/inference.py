@@ -47,8 +47,11 @@ def run_batched(runner: Runner, examples: Sequence[Dict[str, List[int]]], batch_
     Returns, in input order, one list per example with one array per model output: a per-token
     output (batch, sequence, ...) is cut to the example's own length, a per-example output is its row.
     """
+    from tao_launcher.core.progress import track
+
     results: List[List[np.ndarray]] = [None] * len(examples)  # type: ignore[list-item]
-    for batch in length_sorted_batches([len(e["input_ids"]) for e in examples], batch_size):
+    batches = length_sorted_batches([len(e["input_ids"]) for e in examples], batch_size)
+    for batch in track(batches, desc="inference", unit="batch"):  # a bar on a terminal, for long inputs
         padded = collate_examples([examples[i] for i in batch], pad_id)  # the padding training uses
         outputs = runner({name: padded[name].numpy() for name in runner.input_names})
         for row, i in enumerate(batch):

@@ -24,7 +24,7 @@ from typing import Dict, List, Tuple, Type
 import torch
 from torch import nn
 
-from tao_launcher.core.model import opened_model_archive
+from tao_launcher.core.model import opened_model_archive, plain_model_folder
 from tao_launcher.nlp.encoder import load_encoder, load_tokenizer, save_tokenizer
 
 SEQUENCE_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -36,7 +36,8 @@ class EncoderNet(nn.Module):
 
     input_names: Tuple[str, ...] = ("input_ids", "attention_mask")
     output_names: Tuple[str, ...] = ("logits",)
-    per_token_outputs: bool = False  # outputs are (batch, sequence, classes) rather than (batch, classes)
+    # outputs are (batch, sequence, classes) rather than (batch, classes): True for all, or the names of those that are
+    per_token_outputs: bool | Tuple[str, ...] = False
 
     def __init__(self, encoder: nn.Module, model_config: Dict):
         super().__init__()
@@ -61,9 +62,13 @@ class EncoderNet(nn.Module):
     # --- export description (NeMo's Exportable) ---------------------------------------------
     def export_axes(self) -> Dict[str, Dict[int, str]]:
         axes = {name: {0: "batch", 1: "sequence"} for name in self.input_names}
-        out_axes = {0: "batch", 1: "sequence"} if self.per_token_outputs else {0: "batch"}
-        axes.update({name: dict(out_axes) for name in self.output_names})
+        axes.update({name: {0: "batch", 1: "sequence"} if self.is_per_token(name) else {0: "batch"}
+                     for name in self.output_names})
         return axes
+
+    def is_per_token(self, output: str) -> bool:
+        per_token = self.per_token_outputs
+        return output in per_token if isinstance(per_token, tuple) else bool(per_token)
 
     def example_inputs(self) -> Tuple[torch.Tensor, ...]:
         vocab = self.encoder.config.vocab_size
@@ -74,6 +79,24 @@ class EncoderNet(nn.Module):
     def output_dims(self) -> Dict[str, List[int]]:
         """Shape of each output for the Riva config, -1 for dynamic axes."""
         raise NotImplementedError
+
+    def riva_settings(self) -> Dict[str, object]:
+        """Task settings Riva's pre/post-processing needs besides the shapes (QA: doc_stride, ...)."""
+        return {}
+
+    def heads(self) -> List[Tuple[str, nn.Sequential, List[str]]]:
+        """(output name, its ``mlp_head``, its label names) per output, in ``output_names`` order: what
+        export_format=HF maps onto Hugging Face classes (nlp/hf_export.py). Sentence heads read the
+        ``model_config["pooling"]`` vector (mean or cls)."""
+        raise NotImplementedError
+
+
+def sentence_vector(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """The vector a sentence-level head reads: ``mean`` of the unpadded token vectors, or ``cls`` ([CLS])."""
+    if pooling == "mean":
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+    return hidden[:, 0]
 
 
 def mlp_head(hidden: int, num_classes: int, num_layers: int, dropout: float) -> nn.Sequential:
@@ -119,7 +142,13 @@ def load_model(path: Path, key: str, task: str, net_cls: Type[EncoderNet]) -> Tu
 
 
 def load_export(path: Path, key: str, task: str) -> Tuple[bytes, object, Dict]:
-    """model.onnx bytes, tokenizer and config of an exported ``.eonnx``/``.riva`` archive of ``task``."""
-    with opened_model_archive(path, key, task, kinds=("eonnx", "riva")) as folder:
-        return ((folder / "model.onnx").read_bytes(), load_tokenizer(folder / "tokenizer"),
+    """model.onnx bytes, tokenizer and config of an export of ``task``: an encrypted ``.eonnx``/``.riva``
+    archive, or the ``model.onnx`` of a plain export folder (export_format=ONNX encrypt=false)."""
+    def read(folder: Path, model_file: Path) -> Tuple[bytes, object, Dict]:
+        return (model_file.read_bytes(), load_tokenizer(folder / "tokenizer"),
                 json.loads((folder / "model_config.json").read_text()))
+
+    if path.suffix == ".onnx":
+        return read(plain_model_folder(path, task), path)
+    with opened_model_archive(path, key, task, kinds=("eonnx", "riva")) as folder:
+        return read(folder, folder / "model.onnx")

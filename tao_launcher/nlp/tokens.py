@@ -105,15 +105,23 @@ def word_predictions(windows: Sequence[Window], outputs: Sequence[Sequence], num
 
 
 def labelled_examples(tokenizer, sentences: Sequence[Sequence[str]], labels: Dict[str, Sequence[Sequence[int]]],
-                      max_seq_length: int) -> List[Dict[str, List[int]]]:
-    """Training examples: non-overlapping windows, each word's label ids (per head) on its first sub-token."""
-    return [window.example({name: per_sentence[window.sentence] for name, per_sentence in labels.items()})
-            for window in word_windows(tokenizer, sentences, max_seq_length)]
+                      max_seq_length: int, sentence_labels: Optional[Dict[str, Sequence[int]]] = None,
+                      ) -> List[Dict[str, List[int]]]:
+    """Training examples: non-overlapping windows, each word's label ids (per head) on its first sub-token,
+    and each sentence label (one int a sentence, per name: an intent) on every window of its sentence."""
+    examples = []
+    for window in word_windows(tokenizer, sentences, max_seq_length):
+        example = window.example({name: per_sentence[window.sentence] for name, per_sentence in labels.items()})
+        for name, per_sentence in (sentence_labels or {}).items():
+            example[name] = per_sentence[window.sentence]
+        examples.append(example)
+    return examples
 
 
 def predict_words(runner, tokenizer, sentences: Sequence[Sequence[str]], max_seq_length: int, batch_size: int,
                   margin: int = 0) -> List[List[List]]:
-    """Per model output, per sentence, per word: the output row at the word's first sub-token.
+    """Per model output, per sentence: for a per-token output, per word, the output row at the word's first
+    sub-token; for a per-sentence output (an intent), the mean of its rows over the sentence's windows.
 
     The same function serves the torch and the onnxruntime runner, so infer and infer_onnx agree.
     """
@@ -123,4 +131,17 @@ def predict_words(runner, tokenizer, sentences: Sequence[Sequence[str]], max_seq
     outputs = run_batched(runner, [{"input_ids": w.input_ids} for w in windows], batch_size,
                           tokenizer.pad_token_id or 0)
     n_outputs = len(outputs[0]) if outputs else 0
-    return [word_predictions(windows, outputs, len(sentences), k) for k in range(n_outputs)]
+    return [word_predictions(windows, outputs, len(sentences), k) if outputs[0][k].ndim >= 2
+            else sentence_predictions(windows, outputs, len(sentences), k) for k in range(n_outputs)]
+
+
+def sentence_predictions(windows: Sequence[Window], outputs: Sequence[Sequence], num_sentences: int,
+                         output: int) -> List:
+    """Per sentence, the mean of per-window output ``output`` over the windows of that sentence."""
+    sums: List = [None] * num_sentences
+    counts = [0] * num_sentences
+    for window, result in zip(windows, outputs):
+        row = result[output]
+        sums[window.sentence] = row.copy() if sums[window.sentence] is None else sums[window.sentence] + row
+        counts[window.sentence] += 1
+    return [total / count for total, count in zip(sums, counts)]

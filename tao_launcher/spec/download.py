@@ -24,13 +24,18 @@ def default_specs(task) -> Dict[str, str]:
     return out
 
 
-def download_specs(task, output: Path, overwrite: bool) -> List[Path]:
-    """Write the default specs into ``output``; refuse a non-empty folder unless ``overwrite``."""
+def check_output(output: Path, overwrite: bool) -> None:
+    """Refuse a file, or a non-empty folder unless ``overwrite``; before anything is written."""
     if output.exists() and not output.is_dir():
         raise UsageError(f"-o {output} is a file: pass a folder")
     if output.is_dir() and any(output.iterdir()) and not overwrite:
         raise UsageError(f"output folder {output} is not empty: pass an empty or new folder to -o, "
                          f"or add --overwrite to replace the spec files in it")
+
+
+def download_specs(task, output: Path, overwrite: bool) -> List[Path]:
+    """Write the default specs into ``output``; refuse a non-empty folder unless ``overwrite``."""
+    check_output(output, overwrite)
     output.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in default_specs(task).items():

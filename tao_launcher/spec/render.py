@@ -24,7 +24,7 @@ def _yaml_scalar(value: Any) -> str:
     if isinstance(value, int):
         return repr(value)
     if isinstance(value, list):
-        return "[" + ", ".join(json.dumps(v) if isinstance(v, str) else _yaml_scalar(v) for v in value) + "]"
+        return "[" + ", ".join(json.dumps(v) if isinstance(v, (str, dict)) else _yaml_scalar(v) for v in value) + "]"
     text = str(value)
     if text == "???":
         return "???"
@@ -36,6 +36,16 @@ def _yaml_scalar(value: Any) -> str:
     except ValueError:
         pass
     return text if plain else json.dumps(text)
+
+
+def describe(help_text: str, allowed: Any, length: Any = None) -> str:
+    """A field's help with its allowed range (``...; allowed: 1 to 100``), as --help and the YAML show it."""
+    parts = []
+    if length:
+        parts.append(f"{length} values")
+    if allowed:
+        parts.append(("each " if length else "") + allowed.describe())
+    return help_text + (f"; allowed: {', '.join(parts)}" if parts else "")
 
 
 def render_yaml(schema: type, title: str = "") -> str:
@@ -53,6 +63,7 @@ def render_yaml(schema: type, title: str = "") -> str:
                 walk(hints[f.name], indent + "  ")
             else:
                 line = f"{indent}{f.name}: {_yaml_scalar(default_of(f))}"
+                help_text = describe(help_text, f.metadata.get("range"), f.metadata.get("length"))
                 out.append(line + (f"  # {help_text}" if help_text else ""))
 
     walk(schema, "")
@@ -68,6 +79,7 @@ def render_help(schema: type) -> str:
     lines = []
     for key, leaf in leaves.items():
         lines.append(f"  {key.ljust(width)}  = {_yaml_scalar(leaf.default)}")
-        if leaf.help:
-            lines.append(f"  {' ' * width}    {leaf.help}")
+        text = describe(leaf.help, leaf.range, leaf.length)
+        if text:
+            lines.append(f"  {' ' * width}    {text}")
     return "\n".join(lines)

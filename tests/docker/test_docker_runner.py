@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -59,8 +60,16 @@ def engine():
     return client
 
 
-def tao_jobs(client) -> list:
-    return client.containers.list(all=True, filters={"label": "tao.job"})
+def tao_jobs(client, root: Path) -> list:
+    """The tao containers whose results folder is under ``root``: this test's, and no one else's."""
+    return [c for c in client.containers.list(all=True, filters={"label": "tao.job"}, ignore_removed=True)
+            if c.labels.get("tao.results", "").startswith(str(root) + "/")]
+
+
+def key_files() -> set:
+    """Every file the launcher could have written the key to (the old runner's /tmp/tao-key-*)."""
+    folders = {tempfile.gettempdir(), "/tmp", os.environ.get("XDG_RUNTIME_DIR") or "/tmp"}
+    return {str(p) for folder in folders for p in Path(folder).glob("tao-key-*")}
 
 
 @pytest.fixture
@@ -76,7 +85,7 @@ def workspace(engine):
               "Envs": [{"variable": "TAO_TEST_ENV", "value": "from-the-mounts-file"}]}
     (root / "mounts.json").write_text(json.dumps(mounts))
     yield root
-    assert tao_jobs(engine) == [], "a tao container was left behind"
+    assert tao_jobs(engine, root) == [], "a tao container was left behind"
     shutil.rmtree(root, ignore_errors=True)
 
 
@@ -128,12 +137,13 @@ def test_convert_train_infer_in_containers_as_root(engine, workspace):
     convert = tao(*CONVERT, env=env)
     assert convert.returncode == 0, out(convert)
     assert "with the docker runner" in convert.stderr
-    if not has_nvidia_runtime(engine):
-        assert "no NVIDIA runtime, so the subtask runs on the CPU" in convert.stderr
+    assert "tao: note:" not in convert.stderr   # dataset_convert asks for no GPU: nothing to say about them
     assert (workspace / "data" / "sst2" / "train.tsv").is_file()
 
     train = tao(*train_args("/results/train"), env=env)
     assert train.returncode == 0, out(train)
+    if not has_nvidia_runtime(engine):
+        assert train.stderr.count("no NVIDIA runtime, so the subtask runs on the CPU") == 1, out(train)
     archive = workspace / "results" / "train" / "checkpoints" / "trained-model.tao"
     assert archive.is_file()
     assert json.loads((workspace / "results" / "train" / "status.json").read_text())["state"] == "finished"
@@ -192,39 +202,50 @@ def test_a_signal_stops_and_removes_the_container_and_exits_130(engine, workspac
     proc = start_long_train(workspace)
     results = workspace / "results" / "long"
     wait_until(lambda: (results / "checkpoints" / "last.ckpt").exists(), proc, "the first checkpoint", timeout=240)
-    assert len(tao_jobs(engine)) == 1
+    assert len(tao_jobs(engine, workspace)) == 1
     proc.send_signal(signum)
     sent = time.monotonic()
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, output
     assert time.monotonic() - sent < 25, "tao waited for its 30 s kill deadline instead of the container"
-    assert tao_jobs(engine) == []
+    assert tao_jobs(engine, workspace) == []
     assert json.loads((results / "status.json").read_text())["state"] == "interrupted"
     assert KEY not in output
 
 
+def my_rows(env: dict, root: Path, *flags: str) -> list:
+    """The rows of `tao list` whose results folder is under ``root`` (other jobs on the engine are not ours)."""
+    proc = tao("list", *flags, env=env)
+    assert proc.returncode == 0, out(proc)
+    return [line.split() for line in proc.stdout.splitlines()[1:] if f" {root}/" in line]
+
+
 def test_list_shows_the_job_and_stop_ends_it(engine, workspace):
     env = env_for(workspace)
+    before = key_files()
     proc = start_long_train(workspace)
     try:
-        row = wait_until(lambda: [line for line in tao("list", env=env).stdout.splitlines()[1:]
-                                  if " train " in line and " running " in line], proc, "the job in tao list", timeout=240)
-        job_id, task, subtask, started, status_, results = row[0].split()
+        row = wait_until(lambda: [r for r in my_rows(env, workspace) if r[2] == "train" and r[4] == "running"],
+                         proc, "the job in tao list", timeout=240)
+        job_id, task, subtask, started, status_, results = row[0]
         assert (task, subtask, status_) == (TC, "train", "running")
         assert results == str(workspace / "results" / "long") and started.endswith("Z")
 
-        # the key is in no container setting and no process argument; only the path of its file is
+        # the key is in no container setting, mount, file or process argument: it came on the container's stdin
         container = engine.containers.get(job_id)
         assert KEY not in json.dumps(container.attrs)
-        assert "TAO_KEY_FILE=/run/secrets/tao_key" in container.attrs["Config"]["Env"]
-        assert container.labels["tao.version"] == tao_launcher.__version__
-        # the mounts file as the engine applied it: Envs, read-only mount, shm size, user, init
         config, host = container.attrs["Config"], container.attrs["HostConfig"]
+        assert "TAO_KEY_STDIN=1" in config["Env"] and "TAO_STOP_ON_EOF=1" in config["Env"]
+        assert not any(e.startswith(("TAO_KEY=", "TAO_KEY_FILE=")) for e in config["Env"])
+        assert config["OpenStdin"] is True and config["StdinOnce"] is True and host["AutoRemove"] is True
+        assert key_files() == before
+        assert container.labels["tao.version"] == tao_launcher.__version__
+        assert container.labels["tao.uid"] == str(os.getuid()) and container.labels["tao.pid"] == str(proc.pid)
+        # the mounts file as the engine applied it: Envs, read-only mount, shm size, user, init
         assert "TAO_TEST_ENV=from-the-mounts-file" in config["Env"]
         mounts = {m["Destination"]: m for m in container.attrs["Mounts"]}
         assert mounts["/sample"]["RW"] is False and mounts["/results"]["RW"] is True
-        assert mounts["/run/secrets/tao_key"]["RW"] is False
-        assert not Path(mounts["/run/secrets/tao_key"]["Source"]).exists()   # deleted once the container started
+        assert set(mounts) == {"/data", "/results", "/sample"}
         assert host["ShmSize"] == 16 * 1024 ** 3 and host["Init"] is True
         assert config["User"] == f"{os.getuid()}:{os.getgid()}"
         wait_until(lambda: (workspace / "results" / "long" / "status.json").exists(), proc, "status.json", timeout=240)
@@ -240,16 +261,126 @@ def test_list_shows_the_job_and_stop_ends_it(engine, workspace):
         assert f"stopped {job_id} (text_classification train" in stop.stdout
         output, _ = proc.communicate(timeout=120)
         assert proc.returncode == 130, output
-        assert tao("list", env=env).stdout.splitlines()[1:] == []
-        assert tao_jobs(engine) == []
+        assert my_rows(env, workspace) == []
+        assert tao_jobs(engine, workspace) == []
     finally:
         if proc.poll() is None:
             proc.kill()
-            tao("stop", "--all", env=env)
     unknown = tao("stop", "0123456789ab", env=env)
     assert unknown.returncode == 2 and "no tao job '0123456789ab'" in unknown.stderr, out(unknown)
-    nothing = tao("stop", "--all", env=env)
-    assert nothing.returncode == 0 and "no tao jobs to stop" in nothing.stdout
+
+
+@pytest.fixture
+def other_users_job(engine, workspace):
+    """A container that looks like another user's tao job (labelled UID 4242): made, and removed, here."""
+    container = engine.containers.run(
+        IMAGE, entrypoint=["sleep", "300"], detach=True, auto_remove=True, network_mode="none",
+        name=f"tao-test-other-user-{os.getpid()}",
+        labels={"tao.job": "1", "tao.uid": str(OTHER_UID), "tao.task": TC, "tao.subtask": "train",
+                "tao.results": str(workspace / "results" / "other"), "tao.started": "2026-01-01T00:00:00Z"})
+    yield container
+    try:
+        container.remove(force=True)
+    except Exception:
+        pass   # removed by the test, as it should be
+
+
+def test_list_and_stop_reach_other_users_jobs_only_with_all_users(engine, workspace, other_users_job):
+    env = env_for(workspace)
+    short = other_users_job.short_id
+    assert my_rows(env, workspace) == []
+    rows = my_rows(env, workspace, "--all-users")
+    assert [(r[0], r[1], r[5]) for r in rows] == [(short, str(OTHER_UID), "running")]
+
+    nothing = tao("stop", "--all", env=env)   # every job of this user (none of this test's); not UID 4242's
+    assert nothing.returncode == 0, out(nothing)
+    assert short not in nothing.stdout
+    refused = tao("stop", short, env=env)
+    assert refused.returncode == 2, out(refused)
+    assert f"tao job '{short}' belongs to UID {OTHER_UID}, not to you: add --all-users" in refused.stderr
+    other_users_job.reload()
+    assert other_users_job.status == "running"
+
+    stopped = tao("stop", "--all-users", "--grace", "1", short, env=env)
+    assert stopped.returncode == 0 and f"stopped {short}" in stopped.stdout, out(stopped)
+    assert tao_jobs(engine, workspace) == []
+
+
+def test_kill_9_of_the_launcher_ends_the_container_and_leaves_no_key(engine, workspace):
+    """kill -9 at two moments: before the container exists (0.25 s) and while it trains (after a checkpoint)."""
+    env = env_for(workspace)
+    before = key_files()
+    early = start_long_train(workspace)   # converts first (a container of its own), then trains
+    early_train = subprocess.Popen(TAO + [str(a) for a in train_args("/results/early", "trainer.max_epochs=50")],
+                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.25)
+    early_train.kill()
+    early_train.wait()
+    results = workspace / "results" / "long"
+    wait_until(lambda: (results / "checkpoints" / "last.ckpt").exists(), early, "training in the container",
+               timeout=240)
+    assert [c.status for c in tao_jobs(engine, workspace)] == ["running"]
+    early.kill()   # SIGKILL: the launcher cannot clean up anything itself
+    early.communicate(timeout=30)
+    killed = time.monotonic()
+    while tao_jobs(engine, workspace) and time.monotonic() - killed < 10:
+        time.sleep(0.2)
+    assert tao_jobs(engine, workspace) == [], "the container outlived its launcher by 10 s"
+    assert key_files() == before
+    assert json.loads((results / "status.json").read_text())["state"] == "interrupted"
+    assert "the launcher is gone" in (results / "log.txt").read_text()
+    assert KEY not in (results / "log.txt").read_text()
+    assert my_rows(env, workspace) == []
+
+
+def notes(proc) -> list:
+    return [line for line in proc.stderr.splitlines() if line.startswith("tao: note:")]
+
+
+def test_dry_run_prints_the_command_that_runs_here_and_it_runs_as_printed(engine, workspace):
+    """The dry run asks the engine what it allows (the run's own decision), and its line works pasted."""
+    env = env_for(workspace)
+    assert tao(*CONVERT, env=env).returncode == 0
+    dry = tao(*train_args("/results/dry", "trainer.max_steps=1"), "--dry-run", env=env)
+    assert dry.returncode == 0, out(dry)
+    argv = shlex.split(dry.stdout.strip().splitlines()[-1])
+    assert argv[:4] == ["docker", "run", "--rm", "-i"] and KEY not in dry.stdout + dry.stderr
+    if not has_nvidia_runtime(engine):   # the run would drop the GPUs, and the GPU ulimits with them
+        assert "--gpus" not in argv and not any(a.startswith("--ulimit") for a in argv), argv
+        assert len(notes(dry)) == 1 and "no NVIDIA runtime" in notes(dry)[0], out(dry)
+    assert not (workspace / "results" / "dry").exists() and tao_jobs(engine, workspace) == []
+
+    # as printed, by hand: the key is the first line of stdin, which stays open until the run ends
+    with open(workspace / "pasted.log", "w") as log:
+        pasted = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT)
+        pasted.stdin.write(KEY.encode() + b"\n")
+        pasted.stdin.flush()
+        try:
+            assert pasted.wait(timeout=600) == 0, (workspace / "pasted.log").read_text()[-3000:]
+        finally:
+            pasted.stdin.close()
+            if pasted.poll() is None:
+                pasted.kill()
+    assert json.loads((workspace / "results" / "dry" / "status.json").read_text())["state"] == "finished"
+    assert (workspace / "results" / "dry" / "checkpoints" / "trained-model.tao").is_file()
+
+    cpu = tao(*train_args("/results/cpu", "-g", "0"), "--dry-run", env=env)
+    argv = shlex.split(cpu.stdout.strip().splitlines()[-1])
+    assert "--gpus" not in argv and not any(a.startswith("--ulimit") for a in argv) and notes(cpu) == []
+
+
+def test_notices_are_said_once_and_only_where_they_change_the_outcome(engine, workspace):
+    env = env_for(workspace)
+    specs = tao(TC, "download_specs", "-o", "/results/specs", env=env)
+    assert specs.returncode == 0 and notes(specs) == [], out(specs)
+    convert = tao(*CONVERT, env=env)
+    assert convert.returncode == 0 and notes(convert) == [], out(convert)
+    train = tao(*train_args("/results/train", "trainer.max_steps=1"), env=env)
+    assert train.returncode == 0, out(train)
+    if has_nvidia_runtime(engine):
+        assert not any("NVIDIA" in n for n in notes(train)), out(train)
+    else:
+        assert len(notes(train)) == 1 and "no NVIDIA runtime, so the subtask runs on the CPU" in notes(train)[0]
 
 
 # ----------------------------------------------------------------------------- errors and exit codes
@@ -285,11 +416,12 @@ def test_missing_image_says_how_to_build_it(engine, workspace):
 def test_gpu_indices_without_an_nvidia_runtime_are_refused(engine, workspace):
     if has_nvidia_runtime(engine):
         pytest.skip("this engine has an NVIDIA runtime")
-    proc = tao(*CONVERT, "--gpu-index", "0", env=env_for(workspace))
+    assert tao(*CONVERT, env=env_for(workspace)).returncode == 0
+    proc = tao(*train_args("/results/gpu"), "--gpu-index", "0", env=env_for(workspace))
     assert proc.returncode == 2, out(proc)
     assert "GPUs 0 were asked for, but this Docker Engine has no NVIDIA runtime" in proc.stderr
     assert "NVIDIA Container Toolkit" in proc.stderr
-    assert tao_jobs(engine) == []
+    assert tao_jobs(engine, workspace) == []
 
 
 def test_an_image_of_another_version_gets_a_warning(engine, workspace):
@@ -319,8 +451,8 @@ def test_readme_container_section_runs_as_written(engine, tmp_path):
     assert len(json.loads((w / "results/infer/infer_results.json").read_text())) == 60
     assert owners(w / "results") == {os.getuid()}
     dry_run = proc.stdout.strip().splitlines()[-1]
-    assert dry_run.startswith("docker run --rm --init") and "other-key" not in proc.stdout + proc.stderr
-    assert tao_jobs(engine) == []
+    assert dry_run.startswith("docker run --rm -i --init") and "other-key" not in proc.stdout + proc.stderr
+    assert tao_jobs(engine, w) == []
 
 
 # ----------------------------------------------------------------------------- every task in containers
@@ -344,6 +476,12 @@ NEW_TASKS = {
                                                    "dev_ratio=0.25"],
                                        "data_dir": "/data/punct",
                                        "infer": ["input_batch=[\"how are you i am fine thanks\"]"]},
+    "intent_slot_classification": {"files": {f"isc_src/{split}/{name}": text * 6 for split in ("train", "dev", "test")
+                                             for name, text in (("seq.in", "fly from boston to denver\nfares to dallas\n"),
+                                                                ("seq.out", "O O B-from O B-to\nO O B-to\n"),
+                                                                ("label", "flight\nairfare\n"))},
+                                   "convert": ["source_data_dir=/data/isc_src", "target_data_dir=/data/isc"],
+                                   "data_dir": "/data/isc", "infer": ["input_batch=[\"fly from boston to dallas\"]"]},
 }
 
 
@@ -375,3 +513,54 @@ def test_every_subtask_of_the_word_level_tasks_runs_in_containers(engine, worksp
     results = workspace / "results"
     assert json.loads((results / "infer" / "infer_results.json").read_text()) == \
         json.loads((results / "infer_onnx" / "infer_results.json").read_text())
+
+
+def _squad(articles: int) -> dict:
+    """A small original SQuAD v2.0 file: two answerable questions and one unanswerable per paragraph."""
+    data = []
+    for a in range(articles):
+        context = (f"The bridge number {a} was built in 18{a + 10} by the engineer Maria Lind. "
+                   f"It crosses the river Aar near the old mill of town {a}.")
+        qas = [{"id": f"q{a}-when", "question": f"When was bridge number {a} built?",
+                "answers": [{"text": f"18{a + 10}", "answer_start": context.index(f"18{a + 10}")}],
+                "is_impossible": False},
+               {"id": f"q{a}-who", "question": "Who built the bridge?",
+                "answers": [{"text": "Maria Lind", "answer_start": context.index("Maria Lind")}],
+                "is_impossible": False},
+               {"id": f"q{a}-none", "question": "How long is the tunnel?", "answers": [], "is_impossible": True}]
+        data.append({"title": f"bridge {a}", "paragraphs": [{"context": context, "qas": qas}]})
+    return {"version": "v2.0", "data": data}
+
+
+def test_every_subtask_of_question_answering_runs_in_containers(engine, workspace):
+    """dataset_convert (split by article) -> train -> evaluate -> infer -> export -> infer_onnx, each in
+    its own container, on container paths; infer_onnx gives infer's answers."""
+    (workspace / "data" / "squad.json").write_text(json.dumps(_squad(8)))
+    env = env_for(workspace)
+    model = "/results/train/checkpoints/trained-model.tao"
+    batch = 'input_batch=[{"question": "Who built the bridge?", "context": "The bridge was built by Maria Lind."}]'
+    steps = [
+        ["dataset_convert", "-r", "/results/convert", "source_file=/data/squad.json",
+         "target_data_dir=/data/squad_split", "dev_ratio=0.25"],
+        ["train", "-r", "/results/train", "-k", KEY, "training_ds.file=/data/squad_split/train.json",
+         "validation_ds.file=/data/squad_split/dev.json", "trainer.max_steps=2", "trainer.enable_progress_bar=false",
+         "training_ds.batch_size=8", "model.dataset.max_seq_length=96", "model.dataset.max_query_length=24",
+         "model.dataset.doc_stride=32"],
+        ["evaluate", "-r", "/results/evaluate", "-k", KEY, "-m", model, "test_ds.file=/data/squad_split/dev.json"],
+        ["infer", "-r", "/results/infer", "-k", KEY, "-m", model, batch],
+        ["export", "-r", "/results/export", "-k", KEY, "-m", model, "export_format=ONNX"],
+        ["infer_onnx", "-r", "/results/infer_onnx", "-k", KEY, "-m", "/results/export/exported-model.eonnx", batch],
+    ]
+    for step in steps:
+        proc = tao("question_answering", *step, env=env)
+        assert proc.returncode == 0, out(proc)
+        assert "with the docker runner" in proc.stderr and KEY not in proc.stdout + proc.stderr
+        status = json.loads((workspace / "results" / step[2].split("/")[-1] / "status.json").read_text())
+        assert status["state"] == "finished" and status["task"] == "question_answering"
+    assert (workspace / "data" / "squad_split" / "train.json").is_file()
+    evaluation = json.loads((workspace / "results" / "evaluate" / "status.json").read_text())["metrics"]
+    assert 0 <= evaluation["test_f1"] <= 100 and "test_exact_match" in evaluation
+    rows = {name: json.loads((workspace / "results" / name / "infer_results.json").read_text())
+            for name in ("infer", "infer_onnx")}
+    assert [r["answer"] for r in rows["infer"]] == [r["answer"] for r in rows["infer_onnx"]]
+    assert all(abs(a["score"] - b["score"]) < 1e-3 for a, b in zip(rows["infer"], rows["infer_onnx"]))

@@ -49,7 +49,7 @@ TRAIN = ["text_classification", "train", "-r", "/results/tc", "model.dataset.num
 def test_dry_run_prints_the_docker_run_line_and_runs_nothing(tao, folders):
     proc = tao(*TRAIN, "-k", SECRET, "--dry-run", env=docker_env(tao.home, folders, DOCKER_HOST=NO_ENGINE))
     argv = dry_run_argv(proc)
-    assert argv[:3] == ["docker", "run", "--rm"]
+    assert argv[:4] == ["docker", "run", "--rm", "-i"]   # -i: the key and the launcher's life come on stdin
     assert "--init" in argv
     assert argv[argv.index("--user") + 1] == f"{os.getuid()}:{os.getgid()}"
     assert argv[argv.index("--shm-size") + 1] == "16G"
@@ -57,11 +57,14 @@ def test_dry_run_prints_the_docker_run_line_and_runs_nothing(tao, folders):
     volumes = [argv[i + 1] for i, a in enumerate(argv) if a == "-v"]
     assert f"{folders / 'data'}:/data:ro" in volumes
     assert f"{folders / 'results'}:/results" in volumes
-    assert "KEY_FILE:/run/secrets/tao_key:ro" in volumes
+    assert len(volumes) == 2   # no key file: the key is never on disk
     env = [argv[i + 1] for i, a in enumerate(argv) if a == "-e"]
-    assert "TAO_KEY_FILE=/run/secrets/tao_key" in env and "HF_HOME=/results/hf" in env
+    assert {"TAO_KEY_STDIN=1", "TAO_STOP_ON_EOF=1", "HF_HOME=/results/hf"} <= set(env)
+    assert not any(e.startswith(("TAO_KEY=", "TAO_KEY_FILE=")) for e in env)
     labels = [argv[i + 1] for i, a in enumerate(argv) if a == "--label"]
     assert "tao.task=text_classification" in labels and "tao.subtask=train" in labels
+    assert f"tao.uid={os.getuid()}" in labels
+    assert "the engine was not asked what it allows (no Docker Engine answers at" in proc.stderr
     assert f"tao.results={folders / 'results' / 'tc'}" in labels
     image_at = argv.index(f"tao-launcher:{tao_launcher.__version__}-pyt")
     assert argv[image_at + 1:image_at + 5] == ["text_classification", "train", "-r", "/results/tc"]
@@ -161,16 +164,22 @@ def test_no_engine_is_a_clear_error(tao, folders):
     assert "--runner local" in proc.stderr
     assert_no_traceback(proc)
     assert not (folders / "results" / "tc").exists()
-    for command in (["list"], ["stop", "--all"]):
+    for command in (["list"], ["stop", "--all"]):   # local jobs are still listed and stopped; Docker ones said missing
         proc = tao(*command, env=env)
-        assert proc.returncode == 2 and "no Docker Engine answers" in proc.stderr, output(proc)
+        assert proc.returncode == 0, output(proc)
+        assert f"tao: note: Docker jobs are not shown: no Docker Engine answers at {NO_ENGINE}" in proc.stderr
+    proc = tao("stop", "0123456789ab", env=env)   # a container ID needs the engine
+    assert proc.returncode == 2 and "no Docker Engine answers" in proc.stderr, output(proc)
 
 
 def test_automatic_choice_says_why_it_runs_locally(tao, folders):
     env = clean_env(tao.home, TAO_MOUNTS_FILE=str(folders / "mounts.json"), DOCKER_HOST=NO_ENGINE)
     del env["TAO_RUNNER"]
     proc = tao("info", env=env)
-    assert f"runner: local runner (no Docker Engine answers at {NO_ENGINE})" in proc.stdout, output(proc)
+    assert f"runner: local runner (no Docker Engine answers at {NO_ENGINE}: no such socket)" in proc.stdout, output(proc)
+    proc = tao("info", env=dict(env, TAO_RUNNER="docker"))
+    assert (f"runner: docker runner (chosen by TAO_RUNNER=docker); but it cannot run here: no Docker Engine "
+            f"answers at {NO_ENGINE}") in proc.stdout, output(proc)
     env.pop("TAO_MOUNTS_FILE")
     proc = tao("info", env=env)
     assert "local runner (no Mounts in the mounts file" in proc.stdout, output(proc)
@@ -179,3 +188,57 @@ def test_automatic_choice_says_why_it_runs_locally(tao, folders):
 def test_stop_needs_ids_or_all(tao):
     proc = tao("stop")
     assert proc.returncode == 2 and "pass --all" in proc.stderr, output(proc)
+
+
+def test_subtasks_that_use_no_gpu_ask_for_none_and_say_nothing(tao, folders):
+    env = docker_env(tao.home, folders, DOCKER_HOST=NO_ENGINE)
+    for args in (["text_classification", "download_specs", "-o", "/results/specs"], [*TRAIN, "-k", SECRET, "-g", "0"]):
+        proc = tao(*args, "--dry-run", env=env)
+        argv = dry_run_argv(proc)
+        assert "--gpus" not in argv and not any(a.startswith("--ulimit") for a in argv), argv
+        assert "tao: note:" not in proc.stderr, output(proc)   # nothing the engine could refuse: it is not asked
+
+
+def test_tty_is_refused_in_one_sentence(tao, folders):
+    mounts = json.loads((folders / "mounts.json").read_text())
+    mounts["DockerOptions"] = {"tty": True}
+    (folders / "mounts.json").write_text(json.dumps(mounts))
+    proc = tao(*TRAIN, "-k", SECRET, "--dry-run", env=docker_env(tao.home, folders, DOCKER_HOST=NO_ENGINE))
+    assert proc.returncode == 2, output(proc)
+    assert f"{folders / 'mounts.json'}: DockerOptions.tty is not supported" in proc.stderr
+    assert_no_traceback(proc)
+
+
+def test_list_and_stop_offer_all_users(tao):
+    for command in ("list", "stop"):
+        proc = tao(command, "--help")
+        assert "--all-users" in proc.stdout and "only yours" in proc.stdout, output(proc)
+
+
+def test_the_container_side_takes_the_key_from_stdin_and_stops_when_stdin_ends():
+    """launcher_link without an engine: the key is stdin's first line; stdin's end is SIGTERM to the process."""
+    import subprocess
+    import sys
+    import time
+
+    code = ("import os, signal, sys, time\n"
+            "from tao_launcher.launcher_link import follow_launcher\n"
+            "signal.signal(signal.SIGTERM, lambda *a: sys.exit(130 if os.environ.get('TAO_KEY') == 'k-123' else 1))\n"
+            "follow_launcher()\n"
+            "print('ready', 'TAO_KEY_STDIN' in os.environ, 'TAO_STOP_ON_EOF' in os.environ, flush=True)\n"
+            "time.sleep(60)\n")
+    env = dict(os.environ, TAO_KEY_STDIN="1", TAO_STOP_ON_EOF="1")
+    env.pop("TAO_KEY", None)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    try:
+        proc.stdin.write(b"k-123\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline() == b"ready False False\n"   # cleared, so worker processes do not read stdin
+        closed = time.monotonic()
+        proc.stdin.close()
+        assert proc.wait(timeout=10) == 130
+        assert time.monotonic() - closed < 3
+        assert b"the launcher is gone" in proc.stderr.read()
+    finally:
+        proc.kill()

@@ -294,23 +294,20 @@ def tao_with_mounts(tmp_path, clean_env):
     return run
 
 
-def test_download_specs_to_container_path(tao_with_mounts, tmp_path):
-    proc = tao_with_mounts("text_classification", "download_specs", "-o", "/specs/tc", "-r", "/results/dl",
-                           "--runner", "local")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert {p.name for p in (tmp_path / "specs" / "tc").iterdir()} == SPEC_FILES
-
-
-def test_download_specs_to_host_path(tao_with_mounts, tmp_path):
-    proc = tao_with_mounts("text_classification", "download_specs", "-o", "specs/tc2", "-r", "results/dl",
-                           "--runner", "local")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert {p.name for p in (tmp_path / "specs" / "tc2").iterdir()} == SPEC_FILES
+def test_docker_runner_maps_container_and_host_paths(tao_with_mounts, tmp_path):
+    """The mounts file is the Docker runner's: -o by container path or by host path under a mount."""
+    for given in ("/specs/tc", "specs/tc"):
+        proc = tao_with_mounts("text_classification", "download_specs", "-o", given, "-r", "/results/dl",
+                               "--runner", "docker", "--dry-run")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "-o /specs/tc" in proc.stdout and "-r /results/dl" in proc.stdout
+        assert f"{tmp_path / 'specs'}:/specs" in proc.stdout
+    assert not (tmp_path / "specs" / "tc").exists()   # a dry run writes nothing
 
 
 def test_download_specs_under_no_mount(tao_with_mounts, tmp_path):
     proc = tao_with_mounts("text_classification", "download_specs", "-o", "/elsewhere/x", "-r", "/results/dl",
-                           "--runner", "local")
+                           "--runner", "docker")
     assert proc.returncode == 2
     assert "/elsewhere/x" in proc.stderr
     assert "mounts file" in proc.stderr and '"Mounts"' in proc.stderr and '"source"' in proc.stderr
@@ -318,12 +315,83 @@ def test_download_specs_under_no_mount(tao_with_mounts, tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+# ----------------------------------------------------------------------------- the local runner ignores it
+
+@pytest.mark.parametrize("how", ["flag", "env", "mounts-file"])
+def test_a_mounts_file_never_stops_a_local_run(tmp_path, clean_env, how):
+    """A leftover ~/.tao_mounts.json (the README's container section writes one) cannot break a local
+    run: host paths are used as given, even outside every mount, a container path is read as its host
+    folder, and no Envs reach the subtask."""
+    (clean_env / "data").mkdir()
+    write(clean_env / ".tao_mounts.json", {
+        "Mounts": [{"source": str(clean_env / "data"), "destination": "/data"}],
+        "Envs": [{"variable": "TAO_TEST_FROM_MOUNTS", "value": "1"}],
+        "Runner": "local" if how == "mounts-file" else "docker"})
+    env = conftest.tao_env(clean_env)
+    env.pop("TAO_RUNNER")
+    flags = ["--runner", "local"] if how == "flag" else []
+    if how == "env":
+        env["TAO_RUNNER"] = "local"
+    proc = conftest.tao("text_classification", "download_specs", "-o", "specs", "-r", "results/dl", *flags,
+                        env=env, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert {p.name for p in (tmp_path / "specs").iterdir()} == SPEC_FILES   # relative to the current folder
+    assert (tmp_path / "results" / "dl" / "status.json").is_file()
+    assert f"container paths under a mount of {clean_env / '.tao_mounts.json'}" in proc.stderr
+    dry = conftest.tao("text_classification", "download_specs", "-o", "/data/x", *flags, "--dry-run",
+                       env=env, timeout=60, cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert f"-o {clean_env / 'data' / 'x'}" in dry.stdout and "TAO_TEST_FROM_MOUNTS" not in dry.stdout
+
+
+@pytest.mark.parametrize("content", ['{"Mounts": [', '{"Mounts": [{"source": "/nowhere/at/all", "destination": "/d"}]}'],
+                         ids=["broken-json", "missing-source"])
+def test_local_runner_asked_for_does_not_read_the_mounts_file(tmp_path, clean_env, content):
+    write(clean_env / ".tao_mounts.json", content)
+    proc = conftest.tao("text_classification", "download_specs", "-o", "specs", "--runner", "local",
+                        env=conftest.tao_env(clean_env), timeout=60, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "specs" / "train.yaml").is_file()
+    info = conftest.tao("info", env=conftest.tao_env(clean_env), timeout=60, cwd=tmp_path)
+    assert info.returncode == 2 and str(clean_env / ".tao_mounts.json") in info.stderr   # still reported there
+
+
+# ----------------------------------------------------------------------------- relative sources
+
+def test_relative_source_is_read_from_the_mounts_file_folder(tmp_path, monkeypatch):
+    (tmp_path / "conf" / "data").mkdir(parents=True)
+    path = write(tmp_path / "conf" / "m.json", {"Mounts": [{"source": "data", "destination": "/data"},
+                                                           {"source": "./data/../data", "destination": "/d2"}]})
+    monkeypatch.chdir(tmp_path)   # a folder where ./data does not exist
+    config = load_mounts(path)
+    assert [m.source for m in config.mounts] == [tmp_path / "conf" / "data"] * 2
+    assert config.mounts[0].relative == "data"
+
+
+def test_relative_source_that_does_not_exist_says_where_it_was_looked_for(tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()      # exists beside the current folder, not beside the file
+    (tmp_path / "conf").mkdir()
+    path = write(tmp_path / "conf" / "m.json", {"Mounts": [{"source": "data", "destination": "/data"}]})
+    monkeypatch.chdir(tmp_path)
+    expect_usage_error(path, str(tmp_path / "conf" / "data"), "'data' is read from the mounts file's folder")
+
+
+def test_info_shows_a_relative_source_resolved(tmp_path, clean_env):
+    (tmp_path / "conf" / "data").mkdir(parents=True)
+    path = write(tmp_path / "conf" / "m.json", {"Mounts": [{"source": "data", "destination": "/data"}]})
+    proc = conftest.tao("info", env=conftest.tao_env(clean_env, TAO_MOUNTS_FILE=str(path)), timeout=60, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    line = next(line for line in proc.stdout.splitlines() if "-> /data" in line)
+    assert str(tmp_path / "conf" / "data") in line and "relative" in line and "mounts file's folder" in line
+    assert "used by the Docker runner only" in proc.stdout
+
+
 def test_spec_file_error_through_mount_names_line(tao_with_mounts, tmp_path):
     """-e by container path: the spec is checked on the host, errors still carry file:line."""
     (tmp_path / "specs" / "train.yaml").write_text("trainer:\n  max_epochs: 2\n  max_epoch: 3\n")
     proc = tao_with_mounts("text_classification", "train", "-e", "/specs/train.yaml", "-r", "/results/tc",
                            "-k", "k", "model.dataset.num_classes=2", "training_ds.file_path=/specs/a.tsv",
-                           "validation_ds.file_path=/specs/b.tsv")
+                           "validation_ds.file_path=/specs/b.tsv", "--runner", "docker")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "train.yaml:3: unknown key trainer.max_epoch" in proc.stderr
     assert not (tmp_path / "results" / "tc").exists()
@@ -332,7 +400,7 @@ def test_spec_file_error_through_mount_names_line(tao_with_mounts, tmp_path):
 def test_override_path_under_no_mount(tao_with_mounts, tmp_path):
     proc = tao_with_mounts("text_classification", "train", "-r", "/results/tc", "-k", "k",
                            "model.dataset.num_classes=2", "training_ds.file_path=/nowhere/train.tsv",
-                           "validation_ds.file_path=/specs/b.tsv")
+                           "validation_ds.file_path=/specs/b.tsv", "--runner", "docker")
     assert proc.returncode == 2
     assert "training_ds.file_path" in proc.stderr and "/nowhere/train.tsv" in proc.stderr
     assert not (tmp_path / "results" / "tc").exists()

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from tao_launcher.core.data import IGNORE_INDEX, BucketedDataModule, collate_examples
+from tao_launcher.core.data import IGNORE_INDEX, collate_examples
+from tao_launcher.core.module import BucketedDataModule
 from tao_launcher.core.encoders import resolve_encoder
 from tao_launcher.nlp.encoder import load_tokenizer
 from tao_launcher.nlp.tokens import (labelled_examples, plan_windows, predict_words, subtokens, word_predictions,
@@ -225,6 +226,30 @@ def test_predict_words_returns_the_output_at_each_words_first_sub_token(tokenize
     firsts = [[p[0] for p in s] for s in subtokens(tokenizer, sentences)]
     for k in range(2):
         assert [[int(x[0]) for x in s] for s in out[k]] == firsts
+
+
+def test_sentence_labels_go_on_every_window_of_their_sentence(tokenizer):
+    sentences = [["the"] * 40, ["a", "city"]]
+    examples = labelled_examples(tokenizer, sentences, {"slot_labels": [[1] * 40, [2, 3]]}, max_seq_length=16,
+                                 sentence_labels={"intent_labels": [7, 9]})
+    assert len(examples) > 3 and [e["intent_labels"] for e in examples] == [7] * (len(examples) - 1) + [9]
+    assert collate_examples(examples, 0)["intent_labels"].tolist() == [7] * (len(examples) - 1) + [9]
+
+
+def test_predict_words_averages_a_per_sentence_output_over_the_windows(tokenizer):
+    """A per-sentence output (an intent: one row a window) becomes one row a sentence, the windows' mean."""
+    def runner(feeds):
+        ids, mask = feeds["input_ids"], feeds["attention_mask"]
+        return [mask.sum(1, keepdims=True).astype(np.float32), ids[..., None].astype(np.float32)]  # window length
+    runner.input_names = ("input_ids", "attention_mask")
+
+    sentences = [["the"] * 30, ["a", "city"]]
+    windows = word_windows(tokenizer, sentences, max_seq_length=12, margin=2)
+    per_window = [len(w.input_ids) for w in windows if w.sentence == 0]
+    intent, tokens = predict_words(runner, tokenizer, sentences, max_seq_length=12, batch_size=8, margin=2)
+    assert len(per_window) > 2 and [len(s) for s in tokens] == [30, 2]
+    assert intent[1].shape == (1,) and float(intent[1][0]) == 4.0     # [CLS] a city [SEP], one window
+    assert float(intent[0][0]) == pytest.approx(sum(per_window) / len(per_window))  # the mean over its windows
 
 
 def test_empty_sentences_get_no_window_and_no_row(tokenizer):

@@ -39,6 +39,8 @@ def required_overrides(schema) -> list:
     for key, leaf in leaf_fields(schema).items():
         if leaf.default == REQUIRED:
             out.append(f"{key}={2 if leaf.type is int else '/data/' + key}")
+        elif key == "model.dataset.num_classes":   # text_classification: needed unless a labels file names them
+            out.append(f"{key}=2")
     return out
 
 
@@ -174,11 +176,18 @@ def test_unknown_leaf_name_suggests_full_key():
 
 def test_required_fields_name_an_example_override():
     message = problems(TrainSpec)
-    assert message.startswith("the spec has 3 problems")
-    assert "model.dataset.num_classes is required" in message
-    assert "model.dataset.num_classes=2 " in message
+    assert message.startswith("the spec has 2 problems")
     assert "training_ds.file_path=/data/" in message
     assert "validation_ds.file_path=/data/" in message
+
+
+def test_num_classes_needed_only_without_a_labels_file():
+    """A rule between fields (SpecBase.problems), checked once every field is valid."""
+    message = problems(TrainSpec, None, TRAIN_REQUIRED[1:])
+    assert "model.dataset.num_classes is required when model.class_labels.class_labels_file" in message
+    assert "model.dataset.num_classes=2" in message
+    spec = resolve_spec(TrainSpec, None, TRAIN_REQUIRED[1:] + ["model.class_labels.class_labels_file=/d/l.txt"])
+    assert spec.model.dataset.num_classes is None
 
 
 def test_required_left_in_file_names_file(tmp_path):
@@ -201,7 +210,8 @@ def test_required_set_to_marker_on_command_line():
 
 def test_wrong_type_for_required_field_is_one_problem():
     message = problems(TrainSpec, None, TRAIN_REQUIRED[1:] + ["model.dataset.num_classes=two"])
-    assert message.startswith("the spec has a problem:"), message
+    assert "\n" not in message and "is required" not in message, message   # one problem: one line
+    assert message.startswith("command line 'model.dataset.num_classes=two': model.dataset.num_classes must be"), message
 
 
 @pytest.mark.parametrize("text", ["trainer: 5\n", "trainer: [1, 2]\n", "optim:\n  sched: adamw\n"])
@@ -291,7 +301,8 @@ def test_rendered_file_resolves_to_defaults(tmp_path, subtask):
     if needed:
         message = problems(schema, path)
         for item in needed:
-            assert item.split("=")[0] + " is required" in message
+            if leaf_fields(schema)[item.split("=")[0]].default == REQUIRED:   # not a rule's (num_classes)
+                assert item.split("=")[0] + " is required" in message
 
 
 @pytest.mark.parametrize("subtask", sorted(SCHEMAS))
@@ -302,3 +313,42 @@ def test_render_help_lists_every_field(subtask):
         assert key in text
         if leaf.help:
             assert leaf.help in text
+
+
+# ----------------------------------------------------------------------------- the parser's refusals
+
+@pytest.mark.parametrize("text, expected", [
+    (b"trainer:\n  seed: !!python/name:os.system\n", "spec.yaml:2: not valid YAML"),
+    (b"a: &a [*a, *a]\nb: &b {x: *a, y: *a}\n" + b"".join(
+        b"l%d: &l%d {a: *l%d, b: *l%d}\n" % (i, i, i - 1, i - 1) if i else b"l0: &l0 {a: 1, b: 2}\n"
+        for i in range(40)), "more than 10000 values"),              # aliases that multiply
+    (b"x: &x {y: *x}\n", "nests deeper than"),                       # a mapping that holds itself
+    (b"? [a, b]\n: 1\n", "spec.yaml:1: not valid YAML"),              # a key that is a list
+    (b"!!timestamp 2001-12-14{}\n", "cannot read the spec file"),   # PyYAML's own crash on odd scalars
+    (b"trainer:\n  seed: 1\n  # caf\xe9\n", "spec.yaml:3: not UTF-8 text (byte 0xe9)"),
+    (b"---\na: 1\n---\nb: 2\n", "not valid YAML"),                     # two documents
+])
+def test_every_parser_refusal_is_a_usage_error_with_the_line(tmp_path, text, expected):
+    path = tmp_path / "spec.yaml"
+    path.write_bytes(text)
+    with pytest.raises(UsageError) as info:
+        resolve_spec(TrainSpec, path, TRAIN_REQUIRED)
+    assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("item, expected", [
+    ("optim.betas=[0.9,", "cannot read override 'optim.betas=[0.9,': the value is not valid YAML"),
+    ("optim.name='adamw", "not valid YAML"),
+    ("optim.name=${", "not valid YAML"),
+    ("optim.name=*a", "found undefined alias"),
+    ("optim.name=!!set", "not valid YAML"),
+    (" =1", "write it as key=value"),
+    ("a..b=1", "write it as key=value"),
+    ("a b=1", "write it as key=value"),
+    ("x" * 200 + "=1", "..."),   # echoed cut short
+])
+def test_every_override_refusal_is_a_usage_error_naming_it(item, expected):
+    with pytest.raises(UsageError) as info:
+        resolve_spec(TrainSpec, None, TRAIN_REQUIRED + [item])
+    message = str(info.value)
+    assert expected in message and "\n" not in message and len(message) < 300

@@ -41,6 +41,19 @@ def test_train_writes_archive_status_metrics_and_masked_spec(trained):
     saved = yaml.safe_load((trained / "spec.yaml").read_text())
     assert saved["encryption_key"] == "***" and saved["model"]["dataset"]["num_classes"] == 2
     assert_no_key(*(p.read_text(errors="replace") for p in trained.iterdir() if p.is_file()))
+    best = st["best_model"]  # the kept model's validation: the last row of metrics.csv after one epoch
+    last = (trained / "metrics.csv").read_text().splitlines()[-1].split(",")
+    assert (best["monitor"], best["epoch"], best["step"]) == ("val_acc", int(last[0]) + 1, int(last[1]))
+    assert best["value"] == st["metrics"]["val_acc"] == float(last[header.index("val_acc")])
+
+
+def test_train_draws_plots_and_writes_tensorboard_events(trained):
+    for name in ("loss.png", "val_metrics.png"):
+        png = trained / "plots" / name
+        assert png.stat().st_size > 1000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+    assert status(trained)["artifacts"]["plots"] == str(trained / "plots")
+    events = list((trained / "tensorboard").glob("events.out.tfevents.*"))
+    assert len(events) == 1 and events[0].stat().st_size > 100
 
 
 def test_evaluate_prints_and_saves_a_classification_report(trained, sample_data, tmp_path):
@@ -52,6 +65,9 @@ def test_evaluate_prints_and_saves_a_classification_report(trained, sample_data,
     assert "precision" in proc.stdout and "negative" in proc.stdout
     assert status(tmp_path / "ev")["metrics"]["test_acc"] == pytest.approx(report["accuracy"])
     assert_no_key(proc.stdout, proc.stderr)
+    png = tmp_path / "ev" / "confusion_matrix.png"
+    assert png.stat().st_size > 1000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert status(tmp_path / "ev")["artifacts"]["confusion_matrix"] == str(png)
 
 
 def test_infer_and_infer_onnx_agree_for_riva_and_onnx_exports(trained, sample_data, tmp_path):
@@ -197,9 +213,10 @@ def test_label_out_of_range_names_file_line_and_num_classes(sample_data, tmp_pat
     assert f"{bad}:2: label 5 is out of range for num_classes=2" in proc.stderr
 
 
-def test_missing_data_file_is_a_clear_error(sample_data, tmp_path):
+def test_missing_data_file_is_a_usage_error_before_any_work(sample_data, tmp_path):
     proc = tao(*train_args(sample_data, tmp_path / "r"), f"training_ds.file_path={tmp_path / 'nope.tsv'}")
-    assert proc.returncode == 1 and f"data file {tmp_path / 'nope.tsv'} does not exist" in proc.stderr
+    assert proc.returncode == 2 and f"{tmp_path / 'nope.tsv'} does not exist" in proc.stderr, proc.stderr
+    assert not (tmp_path / "r").exists()
 
 
 def test_non_empty_results_folder_is_refused_without_overwrite(sample_data, tmp_path):
@@ -298,7 +315,10 @@ def test_two_cpu_processes_train_with_ddp(sample_data, tmp_path):
     assert (results / "checkpoints" / "trained-model.tao").is_file()
 
 
-def test_container_paths_in_flags_overrides_and_spec_files_with_the_local_runner(tmp_path):
+def test_local_runner_reads_container_paths_and_takes_host_paths_beside_a_mounts_file(tmp_path):
+    """One command line serves both runners: locally, a container path under a mount (in a flag, an
+    override or the spec file) is read as its host folder, and a host path under no mount is used
+    as given instead of being refused."""
     from conftest import SAMPLE
 
     data, results = tmp_path / "host-data", tmp_path / "host-results"
@@ -308,16 +328,34 @@ def test_container_paths_in_flags_overrides_and_spec_files_with_the_local_runner
         (data / "raw" / name).write_text((SAMPLE / name).read_text())
     mounts = tmp_path / "mounts.json"
     mounts.write_text(json.dumps({"Mounts": [{"source": str(data), "destination": "/data"},
-                                             {"source": str(results), "destination": "/results"}]}))
-    spec = data / "convert.yaml"
-    spec.write_text("source_data_dir: /data/raw\n")
+                                             {"source": str(results), "destination": "/results"}],
+                                  "Runner": "local"}))
     env = tao_env(TAO_MOUNTS_FILE=str(mounts))
+    env.pop("TAO_RUNNER")   # the mounts file's Runner chooses
+    (data / "convert.yaml").write_text("source_data_dir: /data/raw\n")
     proc = tao(TC, "dataset_convert", "-e", "/data/convert.yaml", "-r", "/results/convert",
                "target_data_dir=/data/converted", env=env)
     assert proc.returncode == 0, proc.stderr
+    assert "Envs and DockerOptions are for the Docker runner only" in proc.stderr
     assert (data / "converted" / "train.tsv").is_file() and (results / "convert" / "status.json").is_file()
-    proc = tao(TC, "dataset_convert", "-e", spec, "-r", results / "convert2", f"target_data_dir={tmp_path}/x", env=env)
-    assert proc.returncode == 2 and "under no mount" in proc.stderr
+    spec = tmp_path / "elsewhere" / "convert.yaml"
+    spec.parent.mkdir()
+    spec.write_text(f"source_data_dir: {SAMPLE}\n")
+    proc = tao(TC, "dataset_convert", "-e", spec, "-r", tmp_path / "elsewhere" / "convert",
+               f"target_data_dir={tmp_path / 'elsewhere' / 'converted'}", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "elsewhere" / "converted" / "train.tsv").is_file()
+
+
+def test_a_broken_mounts_file_does_not_stop_a_local_run(tmp_path):
+    from conftest import SAMPLE
+
+    mounts = tmp_path / "mounts.json"
+    mounts.write_text('{"Mounts": [{"source": "/no/such/folder", "destination": "/data"}], "Runner": "docker"}')
+    proc = tao(TC, "dataset_convert", "--runner", "local", "-r", tmp_path / "convert", f"source_data_dir={SAMPLE}",
+               f"target_data_dir={tmp_path / 'converted'}", env=tao_env(TAO_MOUNTS_FILE=str(mounts)))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "converted" / "train.tsv").is_file()
 
 
 # ----------------------------------------------------------------------------- real datasets

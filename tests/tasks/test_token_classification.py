@@ -133,6 +133,7 @@ def test_evaluate_writes_an_entity_report_and_test_f1_beats_an_untrained_model(n
     matrix = report["confusion_matrix"]
     assert matrix["labels"] == lines(ner_data / "label_ids.csv")
     assert sum(map(sum, matrix["rows_gold_columns_predicted"])) == sum(map(len, gold))
+    assert (results / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the same matrix, drawn
     assert report["tags"]["support"] == sum(map(len, gold)) and "B-PER" in report["tags"]
     metrics = status(results)["metrics"]
     assert metrics["test_f1"] == pytest.approx(report["micro"]["f1"])
@@ -291,9 +292,8 @@ def test_a_missing_data_dir_is_a_clear_error(tmp_path):
     missing = tmp_path / "nope"
     results = tmp_path / "r"
     proc = tao(NER, "train", "-r", results, "-k", KEY, f"data_dir={missing}")
-    assert_error(proc, 1, str(missing), "does not exist")
-    _assert_train_failed_cleanly(results)
-    assert not missing.exists()
+    assert_error(proc, 2, str(missing), "does not exist")
+    assert not results.exists() and not missing.exists()   # exit 2: checked before any work
 
 
 def test_a_text_classification_archive_is_refused(trained, small_data, tmp_path):

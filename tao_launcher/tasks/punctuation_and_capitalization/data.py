@@ -181,11 +181,12 @@ def write_label_ids(path: str | Path, labels: Sequence[str]) -> None:
 
 def read_examples(text_file: str | Path, labels_file: str | Path, num_samples: int = -1,
                   punct_labels: Optional[Sequence[str]] = None,
-                  capit_labels: Optional[Sequence[str]] = None,
+                  capit_labels: Optional[Sequence[str]] = None, mark_fix: Optional[str] = None,
                   ) -> Tuple[List[List[str]], List[List[str]], List[List[str]]]:
     """Words, punctuation tags and case tags of parallel text/labels files.
 
-    A line blank in both files is skipped; a bad line is a DataError naming file:line and the fix."""
+    A line blank in both files is skipped; a bad line is a DataError naming file:line and the fix
+    (``mark_fix`` for a mark outside ``punct_labels``, when they are a model's and no file can add it)."""
     labels_file = Path(labels_file)
     punct_set = list(punct_labels) if punct_labels is not None else DEFAULT_PUNCT_LABELS
     capit_set = list(capit_labels) if capit_labels is not None else DEFAULT_CAPIT_LABELS
@@ -201,8 +202,8 @@ def read_examples(text_file: str | Path, labels_file: str | Path, num_samples: i
                                 f"e.g. 'OU' or ',O'")
             if label[0] not in punct_set:
                 raise DataError(f"{labels_file}:{number}: label {label!r} (word {position}) has punctuation "
-                                f"{label[0]!r}, not one of {' '.join(punct_set)}; fix the label or add the mark "
-                                f"to the punctuation label ids ({PUNCT_LABEL_IDS})")
+                                f"{label[0]!r}, not one of {' '.join(punct_set)}; " + (mark_fix or
+                                f"fix the label or add the mark to the punctuation label ids ({PUNCT_LABEL_IDS})"))
             if label[1] not in capit_set:
                 raise DataError(f"{labels_file}:{number}: label {label!r} (word {position}) has case "
                                 f"{label[1]!r}, not one of {' '.join(capit_set)}; the second character is "

@@ -10,56 +10,31 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Sequence, Tuple
 
-import numpy as np
-import torch
-
-from tao_launcher.core.data import BucketedDataModule
-from tao_launcher.core.metrics import classification_report, confusion_matrix, format_report
 from tao_launcher.errors import DataError, UsageError
 from tao_launcher.nlp import subtasks as nlp
-from tao_launcher.nlp.encoder import pretrained
-from tao_launcher.nlp.inference import Runner, onnx_runner, torch_runner
-from tao_launcher.nlp.model import load_export, load_model
-from tao_launcher.nlp.tokens import labelled_examples, predict_words
 from tao_launcher.registry import RunContext
 from tao_launcher.tasks.punctuation_and_capitalization import data
-from tao_launcher.tasks.punctuation_and_capitalization.model import PunctCapitModel, PunctCapitModule, punct_capit_f1
 from tao_launcher.tasks.punctuation_and_capitalization.spec import (
     DatasetConvertSpec, EvaluateSpec, ExportSpec, FinetuneSpec, InferOnnxSpec, InferSpec, TrainSpec)
 
 TASK = "punctuation_and_capitalization"
 log = logging.getLogger("tao.punctuation_and_capitalization")
+# torch, transformers and Lightning are imported inside the subtasks that use them: dataset_convert
+# imports neither, evaluate/infer/export no Lightning (tests/test_import_cost.py)
+
+if TYPE_CHECKING:
+    from tao_launcher.nlp.inference import Runner
 
 
-def _read(data_dir: str, ds, config: Dict):
+def read(data_dir: str, ds, config: Dict, model=None):
+    """The examples of ``ds``; with ``model`` (finetune, evaluate) the label sets are that archive's."""
     folder = nlp.data_folder(data_dir)
+    fix = (f"the model in {model} knows only these marks: fix the label, or train a new model on this label set"
+           if model else None)
     return data.read_examples(folder / ds.text_file, folder / ds.labels_file, ds.num_samples,
-                              config["punct_labels"], config["capit_labels"])
-
-
-def _fit(net: PunctCapitModel, tokenizer, train_ds, val_ds, weight: float, spec, run) -> Dict:
-    config = net.model_config
-    punct_index = {name: i for i, name in enumerate(config["punct_labels"])}
-    capit_index = {name: i for i, name in enumerate(config["capit_labels"])}
-
-    def examples(ds):
-        words, punct, capit = _read(spec.data_dir, ds, config)
-        labels = {"punct_labels": [[punct_index[p] for p in s] for s in punct],
-                  "capit_labels": [[capit_index[c] for c in s] for s in capit]}
-        return words, labelled_examples(tokenizer, words, labels, config["max_seq_length"])
-
-    train_words, train_examples = examples(train_ds)
-    val_words, val_examples = examples(val_ds)
-    log.info("training on %d lines (%d words, %d windows), validating on %d lines (%d windows)",
-             len(train_words), sum(map(len, train_words)), len(train_examples), len(val_words), len(val_examples))
-    datamodule = BucketedDataModule(
-        train_examples, val_examples, pad_id=tokenizer.pad_token_id or 0, seed=spec.trainer.seed,
-        train_batch_size=train_ds.batch_size, val_batch_size=val_ds.batch_size, shuffle=train_ds.shuffle,
-        train_num_workers=train_ds.num_workers, val_num_workers=val_ds.num_workers)
-    module = PunctCapitModule(net, spec.optim, weight)
-    return nlp.fit_and_save(TASK, module, datamodule, tokenizer, spec, run, main_metric="val_punct_f1")
+                              config["punct_labels"], config["capit_labels"], mark_fix=fix)
 
 
 def _check_weight(weight: float) -> float:
@@ -69,7 +44,19 @@ def _check_weight(weight: float) -> float:
     return weight
 
 
+def _load(run: RunContext):
+    """Network, tokenizer and model config of the ``-m`` archive."""
+    from tao_launcher.nlp.model import load_model
+    from tao_launcher.tasks.punctuation_and_capitalization.model import PunctCapitModel
+
+    return load_model(run.model, run.key, TASK, PunctCapitModel)
+
+
 def train(spec: TrainSpec, run: RunContext) -> Dict:
+    from tao_launcher.nlp.encoder import pretrained
+    from tao_launcher.tasks.punctuation_and_capitalization.model import PunctCapitModel
+    from tao_launcher.tasks.punctuation_and_capitalization.training import fit
+
     m = spec.model
     folder = nlp.data_folder(spec.data_dir)
     weight = _check_weight(m.punct_loss_weight)
@@ -84,12 +71,14 @@ def train(spec: TrainSpec, run: RunContext) -> Dict:
               "punct_num_fc_layers": m.punct_head.num_fc_layers, "punct_fc_dropout": m.punct_head.fc_dropout,
               "capit_num_fc_layers": m.capit_head.num_fc_layers, "capit_fc_dropout": m.capit_head.fc_dropout,
               "pretrained_model_name": m.language_model.pretrained_model_name}
-    return _fit(PunctCapitModel(encoder, config), tokenizer, spec.training_ds, spec.validation_ds, weight, spec, run)
+    return fit(PunctCapitModel(encoder, config), tokenizer, spec.training_ds, spec.validation_ds, weight, spec, run)
 
 
 def finetune(spec: FinetuneSpec, run: RunContext) -> Dict:
-    net, tokenizer, _ = load_model(run.model, run.key, TASK, PunctCapitModel)
-    return _fit(net, tokenizer, spec.finetuning_ds, spec.validation_ds, _check_weight(spec.model.punct_loss_weight),
+    from tao_launcher.tasks.punctuation_and_capitalization.training import fit
+
+    net, tokenizer, _ = _load(run)
+    return fit(net, tokenizer, spec.finetuning_ds, spec.validation_ds, _check_weight(spec.model.punct_loss_weight),
                 spec, run)
 
 
@@ -98,16 +87,24 @@ def finetune(spec: FinetuneSpec, run: RunContext) -> Dict:
 def predict_labels(runner: Runner, tokenizer, config: Dict, sentences: Sequence[Sequence[str]], batch_size: int,
                    margin: int) -> Tuple[List[List[str]], List[List[str]]]:
     """Punctuation and case labels of every word, from the torch or the onnxruntime runner."""
+    from tao_launcher.nlp.tokens import predict_words
+
     punct_logits, capit_logits = predict_words(runner, tokenizer, sentences, config["max_seq_length"], batch_size,
                                                margin)
-    punct = [[config["punct_labels"][int(np.argmax(w))] for w in s] for s in punct_logits]
-    capit = [[config["capit_labels"][int(np.argmax(w))] for w in s] for s in capit_logits]
+    punct = [[config["punct_labels"][int(w.argmax())] for w in s] for s in punct_logits]
+    capit = [[config["capit_labels"][int(w.argmax())] for w in s] for s in capit_logits]
     return punct, capit
 
 
 def evaluate(spec: EvaluateSpec, run: RunContext) -> Dict:
-    net, tokenizer, config = load_model(run.model, run.key, TASK, PunctCapitModel)
-    words, gold_punct, gold_capit = _read(spec.data_dir, spec.test_ds, config)
+    import torch
+
+    from tao_launcher.core.metrics import classification_report, confusion_matrix, format_report
+    from tao_launcher.nlp.inference import torch_runner
+    from tao_launcher.tasks.punctuation_and_capitalization.model import punct_capit_f1
+
+    net, tokenizer, config = _load(run)
+    words, gold_punct, gold_capit = read(spec.data_dir, spec.test_ds, config, run.model)
     punct, capit = predict_labels(torch_runner(net), tokenizer, config, words, spec.test_ds.batch_size, margin=16)
     reports = {}
     for name, labels, gold, pred in (("punctuation", config["punct_labels"], gold_punct, punct),
@@ -117,6 +114,8 @@ def evaluate(spec: EvaluateSpec, run: RunContext) -> Dict:
                                   torch.tensor([index[x] for s in gold for x in s]), len(labels))
         reports[name] = classification_report(matrix, labels)
         reports[name]["confusion_matrix"] = matrix.tolist()
+        from tao_launcher.core.plots import save_confusion_matrix
+        save_confusion_matrix(run, matrix, labels, f"confusion_matrix_{name}.png", f"{name} per word")
         print(f"{name}:\n{format_report(reports[name], labels)}\n", flush=True)
     punct_f1, capit_f1 = punct_capit_f1(reports["punctuation"], reports["capitalization"], config["punct_labels"])
     out = run.results.path / "evaluation_report.json"
@@ -142,18 +141,25 @@ def _restore_and_report(run: RunContext, runner: Runner, tokenizer, config: Dict
 
 
 def infer(spec: InferSpec, run: RunContext) -> Dict:
+    from tao_launcher.nlp.inference import torch_runner
+
     texts = nlp.input_texts(spec, data.read_texts, "texts")
-    net, tokenizer, config = load_model(run.model, run.key, TASK, PunctCapitModel)
+    net, tokenizer, config = _load(run)
     return _restore_and_report(run, torch_runner(net), tokenizer, config, texts, spec)
 
 
 def infer_onnx(spec: InferOnnxSpec, run: RunContext) -> Dict:
+    from tao_launcher.nlp.inference import onnx_runner
+    from tao_launcher.nlp.model import load_export
+
     texts = nlp.input_texts(spec, data.read_texts, "texts")
     model_bytes, tokenizer, config = load_export(run.model, run.key, TASK)
     return _restore_and_report(run, onnx_runner(model_bytes), tokenizer, config, texts, spec)
 
 
 def export(spec: ExportSpec, run: RunContext) -> Dict:
+    from tao_launcher.tasks.punctuation_and_capitalization.model import PunctCapitModel
+
     return nlp.export(spec, run, TASK, PunctCapitModel)
 
 

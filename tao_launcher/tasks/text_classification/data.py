@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, Tuple
 
+from tao_launcher.core.progress import track
 from tao_launcher.core.textfiles import check_file, read_lines
 from tao_launcher.errors import DataError, UsageError
 
@@ -58,7 +59,8 @@ def read_examples(path: str | Path, num_samples: int = -1, num_classes: Optional
             raise DataError(f"{path}:{number}: label {label[:20]!r} is not an integer id; "
                             f"labels must be 0..num_classes-1 (dataset_convert writes them)") from None
         if value < 0 or (num_classes is not None and value >= num_classes):
-            raise DataError(f"{path}:{number}: label {value} is out of range for num_classes={num_classes}; "
+            scope = f"num_classes={num_classes}" if range_fix == LABEL_RANGE_FIX else f"the model's {num_classes} classes"
+            raise DataError(f"{path}:{number}: label {value} is out of range for {scope}; "
                             f"labels must be 0..{(num_classes or 1) - 1}: {range_fix}")
         sentences.append(sentence.strip())
         labels.append(value)
@@ -83,14 +85,18 @@ def read_sentences(path: str | Path) -> List[str]:
     return out
 
 
-def read_label_names(path: Optional[str], num_classes: int) -> List[str]:
-    """Class names from class_labels_file, or '0'..'N-1' when there is none."""
+def read_label_names(path: Optional[str], num_classes: Optional[int]) -> List[str]:
+    """Class names from class_labels_file, or '0'..'N-1' when there is none.
+
+    ``num_classes`` None: as many classes as the file names (TrainSpec.problems makes sure there is one)."""
     if not path:
         return [str(i) for i in range(num_classes)]
     file = Path(path)
     check_file(file, "class labels file", "check model.class_labels.class_labels_file")
     names = [line.strip() for _, line in read_lines(file) if line.strip()]
-    if len(names) != num_classes:
+    if num_classes is None and len(names) < 2:
+        raise DataError(f"{file} names {len(names)} class(es): a classifier needs at least 2, one name a line")
+    if num_classes is not None and len(names) != num_classes:
         raise DataError(f"{file} names {len(names)} classes but model.dataset.num_classes is {num_classes}: "
                         f"make them agree")
     return names
@@ -182,13 +188,13 @@ def _imdb_reviews(source: Path) -> List[Tuple[str, int, str]]:
 
     tarballs = [source] if source.is_file() else sorted(source.glob("*.tar.gz"))
     if source.is_dir() and any(source.rglob("train/pos/*.txt")):
-        for file in sorted(source.rglob("*.txt")):
+        for file in track(sorted(source.rglob("*.txt")), desc=f"reading {source.name}", unit="file"):
             add(file.as_posix(), file.read_bytes())
     else:
         for tarball in tarballs:
             try:
                 with tarfile.open(tarball, "r:*") as tar:
-                    for member in tar:
+                    for member in track(tar, desc=f"reading {tarball.name}", unit="file"):
                         if member.isfile():
                             add(member.name, tar.extractfile(member).read())
             except tarfile.TarError as err:

@@ -11,38 +11,42 @@ from typing import ClassVar, List, Optional
 
 from tao_launcher.nlp.spec import ExportFields
 from tao_launcher.spec.schema import (
-    REQUIRED, LanguageModelSpec, OptimSpec, SpecBase, TrainerSpec, section, spec_field)
+    COUNT_OR_ALL, DROPOUT, POSITIVE, REQUIRED, SEQ_LENGTH, WORKERS, LanguageModelSpec, OptimSpec, SpecBase,
+    TrainerSpec, section, spec_field)
 
 DATA_FORMAT = "one example a line: sentence<TAB>label, label an integer id (see dataset_convert)"
 
 
 @dataclass
 class TrainingDataSpec:
-    file_path: str = spec_field(REQUIRED, "training file, " + DATA_FORMAT, path=True)
-    batch_size: int = spec_field(32, "sentences per batch")
-    num_samples: int = spec_field(-1, "use only the first N lines (-1: all)")
+    file_path: str = spec_field(REQUIRED, "training file, " + DATA_FORMAT, path="file")
+    batch_size: int = spec_field(32, "sentences per batch", **POSITIVE)
+    num_samples: int = spec_field(-1, "use only the first N lines (-1: all)", **COUNT_OR_ALL)
     shuffle: bool = spec_field(True, "shuffle every epoch (batches are formed from sentences of similar length)")
-    num_workers: int = spec_field(0, "DataLoader worker processes (0: load in the main process)")
+    num_workers: int = spec_field(0, "DataLoader worker processes (0: load in the main process)", **WORKERS)
 
 
 @dataclass
 class EvalDataSpec:
-    file_path: str = spec_field(REQUIRED, "evaluation file, " + DATA_FORMAT, path=True)
-    batch_size: int = spec_field(64, "sentences per batch")
-    num_samples: int = spec_field(-1, "use only the first N lines (-1: all)")
-    num_workers: int = spec_field(0, "DataLoader worker processes (0: load in the main process)")
+    file_path: str = spec_field(REQUIRED, "evaluation file, " + DATA_FORMAT, path="file")
+    batch_size: int = spec_field(64, "sentences per batch", **POSITIVE)
+    num_samples: int = spec_field(-1, "use only the first N lines (-1: all)", **COUNT_OR_ALL)
+    num_workers: int = spec_field(0, "DataLoader worker processes (0: load in the main process)", **WORKERS)
 
 
 @dataclass
 class ClassLabelsSpec:
     class_labels_file: Optional[str] = spec_field(
-        None, "file with one class name a line; line N names label id N (dataset_convert writes labels.txt)", path=True)
+        None, "file with one class name a line; line N names label id N (dataset_convert writes labels.txt)", path="file")
 
 
 @dataclass
 class ModelDatasetSpec:
-    num_classes: int = spec_field(REQUIRED, "number of classes; label ids run 0..num_classes-1")
-    max_seq_length: int = spec_field(128, "longer sentences are truncated to this many tokens")
+    num_classes: Optional[int] = spec_field(
+        None, "number of classes; label ids run 0..num_classes-1. May be left null when "
+        "model.class_labels.class_labels_file names the classes: it is then their count (when both are set, "
+        "they must agree)", min=2, max=100000)
+    max_seq_length: int = spec_field(128, "longer sentences are truncated to this many tokens", **SEQ_LENGTH)
     class_balancing: Optional[str] = spec_field(
         None, "null, or weighted_loss to weight the loss by inverse class frequency", choices=("weighted_loss",))
 
@@ -52,8 +56,9 @@ class ClassifierHeadSpec:
     pooling: str = spec_field("mean", "sentence vector for the head: mean (average of the token vectors, what "
                               "sentence encoders such as all-MiniLM are trained for) or cls (the [CLS] vector)",
                               choices=("mean", "cls"))
-    num_output_layers: int = spec_field(2, "layers of the MLP on the sentence vector (1: a single linear layer)")
-    fc_dropout: float = spec_field(0.1, "dropout before each head layer")
+    num_output_layers: int = spec_field(2, "layers of the MLP on the sentence vector (1: a single linear layer)",
+                                         min=1, max=16)
+    fc_dropout: float = spec_field(0.1, "dropout before each head layer", **DROPOUT)
 
 
 @dataclass
@@ -76,8 +81,8 @@ class DatasetConvertSpec(SpecBase):
         "dataset_name=sst2 source_data_dir=/data/SST-2 target_data_dir=/data/sst2")
     dataset_name: str = spec_field("sst2", "sst2 (GLUE SST-2 train.tsv/dev.tsv) or imdb (aclImdb folder or its .tar.gz)",
                                    choices=("sst2", "imdb"))
-    source_data_dir: str = spec_field(REQUIRED, "folder with the downloaded dataset", path=True)
-    target_data_dir: str = spec_field(REQUIRED, "folder to write train.tsv, dev.tsv and labels.txt into", path=True)
+    source_data_dir: str = spec_field(REQUIRED, "folder with the downloaded dataset (imdb: or its .tar.gz)", path="exists")
+    target_data_dir: str = spec_field(REQUIRED, "folder to write train.tsv, dev.tsv and labels.txt into", path="out_dir")
 
 
 @dataclass
@@ -91,6 +96,12 @@ class TrainSpec(SpecBase):
     training_ds: TrainingDataSpec = section(TrainingDataSpec, "training data")
     validation_ds: EvalDataSpec = section(EvalDataSpec, "validation data, evaluated every epoch")
     optim: OptimSpec = section(OptimSpec, "optimizer")
+
+    def problems(self) -> List[str]:
+        if self.model.dataset.num_classes is None and not self.model.class_labels.class_labels_file:
+            return ["model.dataset.num_classes is required when model.class_labels.class_labels_file does not "
+                    "name the classes: add model.dataset.num_classes=2 (or the labels file) to the command line"]
+        return []
 
 
 @dataclass
@@ -125,8 +136,8 @@ class InferSpec(SpecBase):
          "uneasy mishmash of styles and genres ."],
         "sentences to classify (ignored when input_file is set)")
     input_file: Optional[str] = spec_field(
-        None, "text file, one sentence a line (a tsv's first column is used; a 'sentence' header is skipped)", path=True)
-    batch_size: int = spec_field(32, "sentences per batch")
+        None, "text file, one sentence a line (a tsv's first column is used; a 'sentence' header is skipped)", path="file")
+    batch_size: int = spec_field(32, "sentences per batch", **POSITIVE)
 
 
 @dataclass

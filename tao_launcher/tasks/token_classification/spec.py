@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from typing import ClassVar, List, Optional
 
 from tao_launcher.nlp.spec import ExportFields, WordOptimSpec, word_data_spec
-from tao_launcher.spec.schema import REQUIRED, LanguageModelSpec, SpecBase, TrainerSpec, section, spec_field
+from tao_launcher.spec.schema import (
+    DROPOUT, NON_NEGATIVE, POSITIVE, REQUIRED, SEQ_LENGTH, FRACTION, LanguageModelSpec, SpecBase, TrainerSpec,
+    section, spec_field)
 
 TrainingData = word_data_spec("TrainingData", "train", 32, training=True)
 ValidationData = word_data_spec("ValidationData", "dev", 64, training=False)
@@ -22,19 +24,19 @@ DATA_DIR_HELP = ("folder written by dataset_convert: text_<split>.txt, labels_<s
 @dataclass
 class TokenDatasetSpec:
     max_seq_length: int = spec_field(128, "sub-tokens per window, [CLS] and [SEP] included; longer sentences are "
-                                     "split into windows, never cut")
+                                     "split into windows, never cut", **SEQ_LENGTH)
 
 
 @dataclass
 class TokenHeadSpec:
     num_fc_layers: int = spec_field(1, "layers of the MLP on each token vector (1: a single linear layer, which "
-                                    "learns fastest from little data)")
-    fc_dropout: float = spec_field(0.1, "dropout before each head layer")
+                                    "learns fastest from little data)", min=1, max=16)
+    fc_dropout: float = spec_field(0.1, "dropout before each head layer", **DROPOUT)
 
 
 @dataclass
 class ModelSpec:
-    label_ids: Optional[str] = spec_field(None, "label set, one tag a line (default: label_ids.csv in data_dir)", path=True)
+    label_ids: Optional[str] = spec_field(None, "label set, one tag a line (default: label_ids.csv in data_dir)", path="file")
     dataset: TokenDatasetSpec = section(TokenDatasetSpec, "tokenization")
     language_model: LanguageModelSpec = section(LanguageModelSpec, "the pretrained encoder")
     head: TokenHeadSpec = section(TokenHeadSpec, "the tag classifier on every token")
@@ -44,7 +46,7 @@ class ModelSpec:
 class FinetuneModelSpec:
     label_ids: Optional[str] = spec_field(
         None, "label set of the new data (default: label_ids.csv in data_dir); a set that differs from the "
-        "-m model's gets a new tag classifier on the trained encoder", path=True)
+        "-m model's gets a new tag classifier on the trained encoder", path="file")
 
 
 @dataclass
@@ -52,16 +54,16 @@ class DatasetConvertSpec(SpecBase):
     example: ClassVar[str] = ("tao token_classification dataset_convert -r /results/ner/convert "
                               "source_data_dir=/data/conll2003 target_data_dir=/data/ner")
     source_data_dir: str = spec_field(REQUIRED, "folder of CoNLL files (word ... tag columns; the split comes from "
-                                      "the file name: *train*, *testa*/*dev*/*valid*, *testb*/*test*)", path=True)
+                                      "the file name: *train*, *testa*/*dev*/*valid*, *testb*/*test*)", path="dir")
     target_data_dir: str = spec_field(REQUIRED, "folder to write text_<split>.txt, labels_<split>.txt and "
-                                      "label_ids.csv into", path=True)
+                                      "label_ids.csv into", path="out_dir")
 
 
 @dataclass
 class TrainSpec(SpecBase):
     example: ClassVar[str] = ("tao token_classification train -e /specs/token_classification/train.yaml "
                               "-r /results/ner/train -k $KEY data_dir=/data/ner trainer.max_epochs=3")
-    data_dir: str = spec_field(REQUIRED, DATA_DIR_HELP, path=True)
+    data_dir: str = spec_field(REQUIRED, DATA_DIR_HELP, path="dir")
     trainer: TrainerSpec = section(TrainerSpec, "training loop")
     model: ModelSpec = section(ModelSpec, "the model")
     training_ds: TrainingData = section(TrainingData, "training data (files in data_dir)")
@@ -73,7 +75,7 @@ class TrainSpec(SpecBase):
 class FinetuneSpec(SpecBase):
     example: ClassVar[str] = ("tao token_classification finetune -r /results/ner/finetune "
                               "-m /results/ner/train/checkpoints/trained-model.tao -k $KEY data_dir=/data/ner_domain")
-    data_dir: str = spec_field(REQUIRED, DATA_DIR_HELP, path=True)
+    data_dir: str = spec_field(REQUIRED, DATA_DIR_HELP, path="dir")
     trainer: TrainerSpec = section(TrainerSpec, "training loop")
     model: FinetuneModelSpec = section(FinetuneModelSpec, "the model comes from -m")
     finetuning_ds: TrainingData = section(TrainingData, "fine-tuning data (files in data_dir)")
@@ -85,7 +87,7 @@ class FinetuneSpec(SpecBase):
 class EvaluateSpec(SpecBase):
     example: ClassVar[str] = ("tao token_classification evaluate -r /results/ner/evaluate "
                               "-m /results/ner/train/checkpoints/trained-model.tao -k $KEY data_dir=/data/ner")
-    data_dir: str = spec_field(REQUIRED, DATA_DIR_HELP, path=True)
+    data_dir: str = spec_field(REQUIRED, DATA_DIR_HELP, path="dir")
     test_ds: TestData = section(TestData, "labelled test data (files in data_dir)")
 
 
@@ -96,8 +98,8 @@ class InferSpec(SpecBase):
     input_batch: List[str] = spec_field(
         ["Jim bought 300 shares of Acme Corp. in 2006 .", "Angela Merkel met officials of the UN in New York ."],
         "sentences to tag, words separated by spaces (ignored when input_file is set)")
-    input_file: Optional[str] = spec_field(None, "text file, one sentence a line", path=True)
-    batch_size: int = spec_field(32, "windows per batch")
+    input_file: Optional[str] = spec_field(None, "text file, one sentence a line", path="file")
+    batch_size: int = spec_field(32, "windows per batch", **POSITIVE)
 
 
 @dataclass

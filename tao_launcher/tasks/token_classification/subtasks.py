@@ -9,72 +9,62 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import TYPE_CHECKING, Dict, List, Sequence
 
-import numpy as np
-import torch
-
-from tao_launcher.core.data import BucketedDataModule
-from tao_launcher.core.metrics import classification_report, confusion_matrix, format_span_report, span_report
 from tao_launcher.errors import DataError
 from tao_launcher.nlp import subtasks as nlp
-from tao_launcher.nlp.encoder import pretrained
-from tao_launcher.nlp.inference import Runner, onnx_runner, torch_runner
-from tao_launcher.nlp.model import load_export, load_model
-from tao_launcher.nlp.tokens import labelled_examples, predict_words
 from tao_launcher.registry import RunContext
 from tao_launcher.tasks.token_classification import data
-from tao_launcher.tasks.token_classification.model import TokenClassificationModule, TokenClassifier
 from tao_launcher.tasks.token_classification.spec import (
     DatasetConvertSpec, EvaluateSpec, ExportSpec, FinetuneSpec, InferOnnxSpec, InferSpec, TrainSpec)
 
 TASK = "token_classification"
 INFER_MARGIN = 16  # words of context on each side where a long sentence is split into windows
 log = logging.getLogger("tao.token_classification")
+# torch, transformers and Lightning are imported inside the subtasks that use them: dataset_convert
+# imports neither, evaluate/infer/export no Lightning (tests/test_import_cost.py)
+
+if TYPE_CHECKING:
+    from tao_launcher.nlp.inference import Runner
 
 
 def _label_set(label_ids: str | None, data_dir: str) -> List[str]:
     return data.read_label_ids(Path(label_ids) if label_ids else nlp.data_folder(data_dir) / "label_ids.csv")
 
 
-def _read(data_dir: str, ds, label_names: Sequence[str]):
+def read(data_dir: str, ds, label_names: Sequence[str]):
+    """Words and tags of a split in data_dir."""
     folder = nlp.data_folder(data_dir)
     return data.read_examples(folder / ds.text_file, folder / ds.labels_file, ds.num_samples, label_names)
 
 
-def _fit(net: TokenClassifier, tokenizer, train_ds, val_ds, spec, run) -> Dict:
-    labels = net.model_config["label_names"]
-    index = {name: i for i, name in enumerate(labels)}
-    max_len = net.model_config["max_seq_length"]
+def _load(run: RunContext):
+    """Network, tokenizer and model config of the ``-m`` archive."""
+    from tao_launcher.nlp.model import load_model
+    from tao_launcher.tasks.token_classification.model import TokenClassifier
 
-    def examples(ds):
-        words, tags = _read(spec.data_dir, ds, labels)
-        return words, labelled_examples(tokenizer, words, {"labels": [[index[t] for t in s] for s in tags]}, max_len)
-
-    train_words, train_examples = examples(train_ds)
-    val_words, val_examples = examples(val_ds)
-    log.info("training on %d sentences (%d windows) from %s, validating on %d sentences (%d windows); %d tags",
-             len(train_words), len(train_examples), train_ds.text_file, len(val_words), len(val_examples), len(labels))
-    datamodule = BucketedDataModule(
-        train_examples, val_examples, pad_id=tokenizer.pad_token_id or 0, seed=spec.trainer.seed,
-        train_batch_size=train_ds.batch_size, val_batch_size=val_ds.batch_size, shuffle=train_ds.shuffle,
-        train_num_workers=train_ds.num_workers, val_num_workers=val_ds.num_workers)
-    return nlp.fit_and_save(TASK, TokenClassificationModule(net, spec.optim), datamodule, tokenizer, spec, run,
-                            main_metric="val_f1")
+    return load_model(run.model, run.key, TASK, TokenClassifier)
 
 
 def train(spec: TrainSpec, run: RunContext) -> Dict:
+    from tao_launcher.nlp.encoder import pretrained
+    from tao_launcher.tasks.token_classification.model import TokenClassifier
+    from tao_launcher.tasks.token_classification.training import fit
+
     m = spec.model
     label_names = _label_set(m.label_ids, spec.data_dir)
     encoder, tokenizer = pretrained(m.language_model)
     config = {"label_names": label_names, "max_seq_length": m.dataset.max_seq_length,
               "num_fc_layers": m.head.num_fc_layers, "fc_dropout": m.head.fc_dropout,
               "pretrained_model_name": m.language_model.pretrained_model_name}
-    return _fit(TokenClassifier(encoder, config), tokenizer, spec.training_ds, spec.validation_ds, spec, run)
+    return fit(TokenClassifier(encoder, config), tokenizer, spec.training_ds, spec.validation_ds, spec, run)
 
 
 def finetune(spec: FinetuneSpec, run: RunContext) -> Dict:
-    net, tokenizer, config = load_model(run.model, run.key, TASK, TokenClassifier)
+    from tao_launcher.tasks.token_classification.model import TokenClassifier
+    from tao_launcher.tasks.token_classification.training import fit
+
+    net, tokenizer, config = _load(run)
     default = nlp.data_folder(spec.data_dir) / "label_ids.csv"
     if spec.model.label_ids or default.is_file():
         labels = _label_set(spec.model.label_ids, spec.data_dir)
@@ -82,7 +72,7 @@ def finetune(spec: FinetuneSpec, run: RunContext) -> Dict:
             log.info("the label set differs from the model's (%s -> %s): a new tag classifier on the trained encoder",
                      " ".join(config["label_names"]), " ".join(labels))
             net = TokenClassifier(net.encoder, {**config, "label_names": labels})
-    return _fit(net, tokenizer, spec.finetuning_ds, spec.validation_ds, spec, run)
+    return fit(net, tokenizer, spec.finetuning_ds, spec.validation_ds, spec, run)
 
 
 # ----------------------------------------------------------------------------- inference
@@ -90,15 +80,22 @@ def finetune(spec: FinetuneSpec, run: RunContext) -> Dict:
 def predict_tags(runner: Runner, tokenizer, config: Dict, sentences: Sequence[Sequence[str]],
                  batch_size: int) -> List[List[str]]:
     """The tag of every word, from the torch or the onnxruntime runner."""
+    from tao_launcher.nlp.tokens import predict_words
+
     names = config["label_names"]
     logits = predict_words(runner, tokenizer, sentences, config["max_seq_length"], batch_size, INFER_MARGIN)[0]
-    return [[names[int(np.argmax(word))] for word in sentence] for sentence in logits]
+    return [[names[int(word.argmax())] for word in sentence] for sentence in logits]
 
 
 def evaluate(spec: EvaluateSpec, run: RunContext) -> Dict:
-    net, tokenizer, config = load_model(run.model, run.key, TASK, TokenClassifier)
+    import torch
+
+    from tao_launcher.core.metrics import classification_report, confusion_matrix, format_span_report, span_report
+    from tao_launcher.nlp.inference import torch_runner
+
+    net, tokenizer, config = _load(run)
     names = config["label_names"]
-    words, gold = _read(spec.data_dir, spec.test_ds, names)
+    words, gold = read(spec.data_dir, spec.test_ds, names)
     pred = predict_tags(torch_runner(net), tokenizer, config, words, spec.test_ds.batch_size)
     report = span_report(gold, pred)
     index = {name: i for i, name in enumerate(names)}
@@ -106,6 +103,8 @@ def evaluate(spec: EvaluateSpec, run: RunContext) -> Dict:
                               torch.tensor([index[t] for s in gold for t in s]), len(names))
     report["tags"] = classification_report(matrix, names)
     report["confusion_matrix"] = {"labels": names, "rows_gold_columns_predicted": matrix.tolist()}
+    from tao_launcher.core.plots import save_confusion_matrix
+    save_confusion_matrix(run, matrix, names, title=f"{TASK}: tags per word")
     print(format_span_report(report), flush=True)
     out = run.results.path / "evaluation_report.json"
     out.write_text(json.dumps(report, indent=2))
@@ -127,18 +126,25 @@ def _tag_and_report(run: RunContext, runner: Runner, tokenizer, config: Dict, te
 
 
 def infer(spec: InferSpec, run: RunContext) -> Dict:
+    from tao_launcher.nlp.inference import torch_runner
+
     texts = nlp.input_texts(spec, data.read_sentences)
-    net, tokenizer, config = load_model(run.model, run.key, TASK, TokenClassifier)
+    net, tokenizer, config = _load(run)
     return _tag_and_report(run, torch_runner(net), tokenizer, config, texts, spec)
 
 
 def infer_onnx(spec: InferOnnxSpec, run: RunContext) -> Dict:
+    from tao_launcher.nlp.inference import onnx_runner
+    from tao_launcher.nlp.model import load_export
+
     texts = nlp.input_texts(spec, data.read_sentences)
     model_bytes, tokenizer, config = load_export(run.model, run.key, TASK)
     return _tag_and_report(run, onnx_runner(model_bytes), tokenizer, config, texts, spec)
 
 
 def export(spec: ExportSpec, run: RunContext) -> Dict:
+    from tao_launcher.tasks.token_classification.model import TokenClassifier
+
     return nlp.export(spec, run, TASK, TokenClassifier)
 
 
