@@ -360,3 +360,15 @@ def write_results(out: Path, stem: str, res: Dict[str, Any], markdown: Callable[
     """``out/STEM.json`` (everything) and ``out/STEM.md`` (the report)."""
     (out / f"{stem}.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
     (out / f"{stem}.md").write_text(markdown(res))
+
+
+def finish_results(out: Path, stem: str, res: Dict[str, Any], summarize: Callable[[Dict[str, Any]], None],
+                   markdown: Callable[[Dict[str, Any]], str]) -> int:
+    """The end of every benchmark: stamp, summarize, write both files, print the report; exit code 0."""
+    res["ended"] = now()
+    summarize(res)
+    write_results(out, stem, res, markdown)
+    print()
+    print(markdown(res))
+    log(f"wrote {out / (stem + '.json')} and .md")
+    return 0

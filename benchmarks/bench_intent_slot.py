@@ -29,10 +29,9 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
-from bench_common import (DEFAULT_OUT, OFFLINE_ENV, bench_env, contended, die, fmt, header_lines, loadavg, log,
-                          median, now, offline_encoder, peer_loop_figures, peer_setup_figures, peer_trainer,
-                          prepare_workdir, read_status, result_header, run_tao, run_worker, tao_optim_defaults,
-                          verdict, write_results)
+from bench_common import (DEFAULT_OUT, OFFLINE_ENV, bench_env, contended, die, finish_results, fmt, header_lines,
+                          loadavg, log, median, offline_encoder, peer_loop_figures, peer_setup_figures, peer_trainer,
+                          prepare_workdir, read_status, result_header, run_tao, run_worker, tao_optim_defaults, verdict)
 
 TASK = "intent_slot_classification"
 STEM = "bench_intent_slot"
@@ -298,13 +297,7 @@ def main(argv=None) -> int:
     log(f"machine: {res['machine'].get('cpu_model')}, {res['machine']['cpu_count']} cores; load {loadavg()}")
     for name in [args.only] if args.only else ["atis", "snips"]:
         run_dataset(name, args, work, encoder, env, res)
-    res["ended"] = now()
-    summarize(res)
-    write_results(out, STEM, res, markdown)
-    print()
-    print(markdown(res))
-    log(f"wrote {out / (STEM + '.json')} and .md")
-    return 0
+    return finish_results(out, STEM, res, summarize, markdown)
 
 
 if __name__ == "__main__":

@@ -34,10 +34,9 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List
 
-from bench_common import (DEFAULT_OUT, OFFLINE_ENV, bench_env, contended, die, fmt, header_lines, loadavg, log,
-                          median, now, offline_encoder, peer_loop_figures, peer_setup_figures, peer_trainer,
-                          prepare_workdir, read_status, result_header, run_tao, run_worker, tao_optim_defaults,
-                          verdict, write_results)
+from bench_common import (DEFAULT_OUT, OFFLINE_ENV, bench_env, contended, die, finish_results, fmt, header_lines,
+                          loadavg, log, median, offline_encoder, peer_loop_figures, peer_setup_figures, peer_trainer,
+                          prepare_workdir, read_status, result_header, run_tao, run_worker, tao_optim_defaults, verdict)
 
 QA = "question_answering"
 DEFAULT_SQUAD = Path(os.environ.get("SQUAD_V2_SAMPLE", "/work/shared/datasets/squad_v2/squad_v2_sample_12articles.json"))
@@ -386,13 +385,7 @@ def main(argv=None) -> int:
     for mode in args.modes:
         res[mode] = {"runs": []}
         run_mode(mode, args, work, res["files"], encoder, env, res)
-    res["ended"] = now()
-    summarize(res)
-    write_results(out, STEM, res, markdown)
-    print()
-    print(markdown(res))
-    log(f"wrote {out / (STEM + '.json')} and .md")
-    return 0
+    return finish_results(out, STEM, res, summarize, markdown)
 
 
 if __name__ == "__main__":

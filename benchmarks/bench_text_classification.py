@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 from bench_common import (CONTENDED, DEFAULT_OUT, OFFLINE_ENV, bench_env, contended, contention, cores_used,
-                          cpu_snapshot, die, fmt, header_lines, loadavg, log, median, now, offline_encoder,
+                          cpu_snapshot, die, finish_results, fmt, header_lines, loadavg, log, median, offline_encoder,
                           peer_loop_figures, peer_setup_figures, peer_trainer, prepare_workdir, read_status,
                           result_header, run_tao, run_worker, tao_optim_defaults, verdict, write_results)
 from tao_launcher.tasks.text_classification.data import read_examples  # the same reader tao trains from
@@ -508,13 +508,7 @@ def main(argv=None) -> int:
         for sub in ("infer", "infer_onnx"):
             res["cli"].pop(f"{sub}_results", None)  # 872 rows each: kept in work/<sub>/infer_results.json
 
-    res["ended"] = now()
-    summarize(res)
-    write_results(out, STEM, res, markdown)
-    print()
-    print(markdown(res))
-    log(f"wrote {out / (STEM + '.json')} and .md")
-    return 0
+    return finish_results(out, STEM, res, summarize, markdown)
 
 
 if __name__ == "__main__":

@@ -33,8 +33,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from bench_common import (CONTENDED, DEFAULT_OUT, OFFLINE_ENV, bench_env, contended, cores_used, die, fmt,
-                          header_lines, loadavg, log, median, now, offline_encoder, peer_loop_figures,
+from bench_common import (CONTENDED, DEFAULT_OUT, OFFLINE_ENV, bench_env, contended, cores_used, die, finish_results,
+                          fmt, header_lines, loadavg, log, median, offline_encoder, peer_loop_figures,
                           peer_setup_figures, peer_trainer, prepare_workdir, read_status, result_header, run_tao,
                           run_worker, tao_optim_defaults, verdict, write_results)
 
@@ -655,13 +655,7 @@ def main(argv=None) -> int:
         run_part(part, args, work, data_dir, encoder, env, res, out)
         if part == "ner" and args.full:
             run_full(args, work, data_dir, env, res)
-    res["ended"] = now()
-    summarize(res)
-    write_results(out, STEM, res, markdown)
-    print()
-    print(markdown(res))
-    log(f"wrote {out / (STEM + '.json')} and .md")
-    return 0
+    return finish_results(out, STEM, res, summarize, markdown)
 
 
 if __name__ == "__main__":
