@@ -100,5 +100,5 @@ TASKS: Dict[str, Task] = {t.name: t for t in (
     task("question_answering", "nlp", "extractive question answering (SQuAD v1.1/v2.0)"),
     task("intent_slot_classification", "nlp", "joint intent and slot filling (ATIS, SNIPS)"),
     task("punctuation_and_capitalization", "nlp", "restore punctuation and capitals in ASR output"),
-    task("speech_to_text", "asr", "speech recognition with QuartzNet, Jasper or Citrinet", available=False),
+    task("speech_to_text", "asr", "speech recognition with QuartzNet, Jasper or Citrinet (CTC)"),
 )}

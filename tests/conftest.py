@@ -162,3 +162,42 @@ def copy_of(tmp_path):
         shutil.copy(path, dest)
         return dest
     return make
+
+
+def tiny_speech_archive(dest: Path, key: str = KEY, seed: int = 0) -> Path:
+    """A real speech_to_text archive with no training: two 16-wide blocks, random (seeded) weights, the character
+    vocabulary; for the tests where what matters is how a model is read, run or exported, not what it learned."""
+    import torch
+
+    from tao_launcher.asr.blocks import build_blocks
+    from tao_launcher.asr.features import MelFeatures
+    from tao_launcher.asr.vocabulary import CharVocabulary
+    from tao_launcher.core.model import write_model_archive
+    from tao_launcher.tasks.speech_to_text.model import SpeechToTextNet, write_payload
+    from tao_launcher.tasks.speech_to_text.spec import CHAR_LABELS
+
+    torch.manual_seed(seed)
+    blocks = build_blocks("custom", blocks=[{"filters": 16, "kernel": [11], "stride": [2], "separable": True},
+                                            {"filters": 16, "kernel": [1]}])
+    vocabulary = CharVocabulary(CHAR_LABELS)
+    config = {"arch": "custom", "sample_rate": 16000, "preprocessor": MelFeatures(sample_rate=16000).config(),
+              "spec_augment": {"freq_masks": 2, "freq_width": 15, "time_masks": 2, "time_width": 0.05},
+              "blocks": blocks, "activation": "relu", "vocabulary": "char", "labels": vocabulary.labels,
+              "num_classes": len(vocabulary) + 1}
+    net = SpeechToTextNet(config)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    write_model_archive(dest, key, kind="tao", task="speech_to_text", metrics={},
+                        write_payload=lambda folder: write_payload(folder, net, vocabulary))
+    return dest
+
+
+def sine_wav(path: Path, seconds: float = 0.5, rate: int = 8000, hz: float = 440.0) -> Path:
+    """A mono 16-bit wav of a tone (any audio the speech subtasks can read)."""
+    import numpy as np
+
+    from tao_launcher.asr.audio import write_wav
+
+    t = np.arange(int(seconds * rate)) / rate
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_wav(path, (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32), rate)
+    return path

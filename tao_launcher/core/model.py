@@ -2,7 +2,7 @@
 
 A model archive's payload (see docs/archive_format.md for the encryption)::
 
-    manifest.json        format, task, kind, tao/torch/transformers versions, created, metrics
+    manifest.json        format, task, kind, tao/torch (and transformers) versions, created, metrics
     model_config.json    the task's model settings (labels, head, max_seq_length, ...)
     model.safetensors    all weights (never pickle)
     encoder/             the encoder's Hugging Face config.json
@@ -58,12 +58,15 @@ def write_model_folder(dest: Path, *, kind: str, task: str, write_payload: Calla
 
 def write_manifest(payload: Path, *, kind: str, task: str, metrics: Optional[Dict[str, Any]]) -> None:
     """``manifest.json``: what the payload is (task, kind), what made it, and its files."""
-    import torch
-    import transformers
+    import sys
 
+    import torch
+
+    transformers = sys.modules.get("transformers")  # only the tasks that use it have imported it
     manifest = {
         "format": ARCHIVE_FORMAT, "task": task, "kind": kind, "tao_version": __version__,
-        "torch_version": torch.__version__, "transformers_version": transformers.__version__,
+        "torch_version": torch.__version__,
+        **({"transformers_version": transformers.__version__} if transformers else {}),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "metrics": metrics or {}, "files": sorted(str(p.relative_to(payload)) for p in payload.rglob("*")
                                                   if p.is_file()),

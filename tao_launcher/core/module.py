@@ -9,7 +9,7 @@ module, so they never pay for pytorch_lightning (tests/test_import_cost.py holds
 from __future__ import annotations
 
 import functools
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List, Optional
 
 import pytorch_lightning as pl
 import torch
@@ -46,25 +46,30 @@ class BucketedDataModule(pl.LightningDataModule):
 
     Loaders are built when Lightning asks, after DDP has given each process its rank, so each
     rank reads its own share. The training loader is resumable (its position goes into checkpoints).
-    ``train`` and ``val`` are lists of examples as ``collate_examples`` takes them.
+    ``train`` and ``val`` are lists of examples as ``collate_examples`` takes them (token ids, bucketed by
+    ``len(input_ids)``), or, for other inputs (audio features), as the task's own ``collate`` takes them,
+    bucketed by ``length(example)``.
     """
 
-    def __init__(self, train: List[Dict[str, Any]], val: List[Dict[str, Any]], *, pad_id: int, seed: int,
-                 train_batch_size: int, val_batch_size: int, shuffle: bool = True, train_num_workers: int = 0,
-                 val_num_workers: int = 0):
+    def __init__(self, train: List[Dict[str, Any]], val: List[Dict[str, Any]], *, seed: int,
+                 train_batch_size: int, val_batch_size: int, pad_id: int = 0, shuffle: bool = True,
+                 train_num_workers: int = 0, val_num_workers: int = 0,
+                 collate: Optional[Callable[[List[Dict[str, Any]]], Dict[str, Any]]] = None,
+                 length: Callable[[Dict[str, Any]], int] = lambda example: len(example["input_ids"])):
         super().__init__()
         self.examples = {"train": train, "validation": val}
         self.seed = seed
         self.batch_sizes = {"train": train_batch_size, "validation": val_batch_size}
         self.shuffle = shuffle
         self.num_workers = {"train": train_num_workers, "validation": val_num_workers}
-        self.collate = functools.partial(collate_examples, pad_id=pad_id)
+        self.collate = collate or functools.partial(collate_examples, pad_id=pad_id)
+        self.length = length
 
     def _loader(self, split: str, loader_cls=torch.utils.data.DataLoader):
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         examples = self.examples[split]
-        sampler = LengthBucketBatchSampler([len(e["input_ids"]) for e in examples], self.batch_sizes[split],
+        sampler = LengthBucketBatchSampler([self.length(e) for e in examples], self.batch_sizes[split],
                                            self.shuffle and split == "train", self.seed, rank, world)
         return loader_cls(examples, batch_sampler=sampler, collate_fn=self.collate, num_workers=self.num_workers[split])
 

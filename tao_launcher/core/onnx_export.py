@@ -44,17 +44,17 @@ def _use_eager_attention(net: torch.nn.Module) -> None:
 
 
 def riva_config(task: str, net) -> str:
-    """What riva-build reads next to model.onnx: task, inputs, outputs, label files, tokenizer settings."""
+    """What riva-build reads next to model.onnx: task, inputs, outputs, and the settings of the task's pre- and
+    post-processing (``net.riva_settings()``: label files, tokenizer or vocabulary, feature settings)."""
     import yaml
 
     dims = net.output_dims()
-    labels = list(net.artifacts())
+    inputs = net.input_dims()
     return yaml.safe_dump({
         "riva_model": {"task": task, "model_file": "model.onnx", "format": "onnx",
-                       "inputs": [{"name": name, "dtype": "int64", "dims": [-1, -1]} for name in net.input_names],
-                       "outputs": [{"name": name, "dtype": "float32", "dims": dims[name]} for name in net.output_names],
-                       **({"labels_file": labels[0]} if len(labels) == 1 else
-                          {"labels_files": labels} if labels else {}),
-                       "tokenizer_dir": "tokenizer",
-                       "max_seq_length": net.model_config["max_seq_length"], **net.riva_settings()},
+                       "inputs": [{"name": name, "dtype": dtype, "dims": shape}
+                                  for name, (dtype, shape) in inputs.items()],
+                       "outputs": [{"name": name, "dtype": getattr(net, "output_dtypes", {}).get(name, "float32"),
+                                    "dims": dims[name]} for name in net.output_names],
+                       **net.riva_settings()},
     }, sort_keys=False)

@@ -21,7 +21,7 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import pytorch_lightning as pl
 import torch
@@ -33,6 +33,7 @@ from tao_launcher.core.results import ResultsFolder, is_worker_process, partial_
 
 log = logging.getLogger("tao.trainer")
 LAST_CHECKPOINT = "last.ckpt"
+ARCHIVE_NAME = "trained-model.tao"  # in checkpoints/: what train and finetune leave
 CHECKPOINT_KIND = "ckpt"   # the archive header's kind of an encrypted last.ckpt (core/archive.py)
 METRICS_FILE = "metrics.csv"
 TENSORBOARD_DIR = "tensorboard"
@@ -146,12 +147,14 @@ class MetricsLog(pl.Callback):
     """metrics.csv (one row per validation) and the latest metrics in status.json.
 
     ``train_samples_per_sec`` is training samples (the rows of a batch: sentences, windows,
-    utterances) over the wall time of the training loop (data loading included, validation excluded).
+    utterances) over the wall time of the training loop (data loading included, validation excluded);
+    a batch that carries ``durations`` (seconds of audio per row) also gives ``train_audio_seconds_per_sec``.
     """
 
     def __init__(self, results: ResultsFolder):
         self.results = results
         self.samples = 0
+        self.audio_seconds = 0.0
         self.seconds = 0.0
         self._t0 = None
         self.validated_step = None
@@ -162,6 +165,8 @@ class MetricsLog(pl.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self.samples += batch_size_of(batch) * trainer.world_size
+        if isinstance(batch, dict) and "durations" in batch:
+            self.audio_seconds += float(batch["durations"].sum()) * trainer.world_size
 
     def on_validation_start(self, trainer, pl_module):
         if self._t0 is not None:
@@ -176,6 +181,8 @@ class MetricsLog(pl.Callback):
         row.update({k: round(float(v), 6) for k, v in trainer.callback_metrics.items() if v.numel() == 1})
         if self.seconds:
             row["train_samples_per_sec"] = round(self.samples / self.seconds, 2)
+            if self.audio_seconds:
+                row["train_audio_seconds_per_sec"] = round(self.audio_seconds / self.seconds, 2)
         write_metrics_row(self.results.path / METRICS_FILE, row)
         self.results.record({k: v for k, v in row.items()})
         log.info("epoch %d step %d: %s", row["epoch"], row["step"],  # the terminal has progress's epoch line
@@ -399,6 +406,34 @@ def fit(trainer: pl.Trainer, module: pl.LightningModule, datamodule: pl.Lightnin
     best = find_callback(trainer, BestModel)
     if not trainer.interrupted and best is not None:
         best.restore(module, trainer.global_step)
+
+
+def fit_and_save(task: str, module: pl.LightningModule, datamodule: pl.LightningDataModule, spec, run, *,
+                 write_payload: Callable[[Path], None], main_metric: str, main_metric_mode: str = "max") -> Dict:
+    """The one training path of every task's train and finetune: Lightning fit (resumable), then the archive.
+
+    ``write_payload(folder)`` writes the model's files (the task's network, its vocabulary or tokenizer and
+    labels) into the archive's staging folder; ``checkpoints/trained-model.tao`` then holds the weights of the
+    best validation by ``trainer.monitor`` (default ``main_metric``, better when higher for
+    ``main_metric_mode="max"``, lower for ``"min"``, e.g. WER), or of the last step with
+    ``trainer.save_best_model=false``.
+    """
+    from tao_launcher.core.model import write_model_archive
+    from tao_launcher.core.results import is_worker_process
+
+    trainer = build_trainer(spec.trainer, run.results, run.gpus, main_metric=(main_metric, main_metric_mode),
+                            key=run.key)
+    fit(trainer, module, datamodule, run.results)
+    if trainer.interrupted:
+        raise KeyboardInterrupt
+    metrics = kept_metrics(trainer)
+    if trainer.global_rank == 0 and not is_worker_process():
+        archive = run.results.checkpoints / ARCHIVE_NAME
+        write_model_archive(archive, run.key, kind="tao", task=task, metrics=metrics, write_payload=write_payload)
+        run.results.record(metrics, model=archive)
+        discard_resume_checkpoint(run.results)
+        report(trainer, run.results, archive)
+    return metrics
 
 
 def find_callback(trainer: pl.Trainer, cls: type):

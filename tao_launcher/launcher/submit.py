@@ -136,9 +136,26 @@ def map_overrides(schema, overrides: List[str], to_container) -> List[str]:
     for item in overrides:
         key, sep, value = item.partition("=")
         if sep and key.strip() in paths and value.strip() not in ("", "null", "~", "???", '""', "''"):
-            item = f"{key}={to_container(value, key.strip())}"
+            item = f"{key}={_map_value(value, key.strip(), to_container)}"
         mapped.append(item)
     return mapped
+
+
+def _map_value(value: str, key: str, to_container) -> str:
+    """One path, or a list of paths (``file_paths=[a.wav,b.wav]``): each mapped, the list written back as JSON."""
+    if not value.lstrip().startswith("["):
+        return to_container(value, key)
+    import json
+
+    import yaml
+
+    try:
+        items = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value  # the spec loader reports the broken list with its key
+    if not isinstance(items, list):
+        return value
+    return json.dumps([to_container(str(v), key) if isinstance(v, str) else v for v in items])
 
 
 def check_spec(schema, job: Job, mounts: MountsConfig) -> None:

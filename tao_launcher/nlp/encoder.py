@@ -26,7 +26,16 @@ def load_encoder(source: Path | None = None, config=None) -> nn.Module:
     raise RuntimeError("unreachable")
 
 
-def load_tokenizer(folder: Path):
+def load_tokenizer(folder: Path, *, inference: bool = False):
+    """transformers' tokenizer of ``folder``. ``inference=True``: the same pipeline on the ``tokenizers``
+    library where tokenizer.json holds it (nlp/bert.py), without importing transformers; it only
+    tokenizes (no save_pretrained), so training and export take the default."""
+    if inference:
+        from tao_launcher.nlp.bert import BertTokenizer
+
+        tokenizer = BertTokenizer.load(folder)
+        if tokenizer is not None:
+            return tokenizer
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(folder), use_fast=True)

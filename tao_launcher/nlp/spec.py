@@ -2,17 +2,15 @@
 
 ``WordDataSpec`` is NeMo's pair of parallel files in ``data_dir`` (``text_*.txt``, one sentence a
 line, and ``labels_*.txt``, one label per word), used by token_classification and
-punctuation_and_capitalization. ``ExportFields`` and ``InferFields`` are the fields every NLP
-task's export and infer take; a task's schema subclasses them and adds its example.
+punctuation_and_capitalization. Every task's export fields are ``spec.schema.ExportFields``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, make_dataclass
-from typing import Optional
 
 from tao_launcher.spec.schema import (
-    COUNT_OR_ALL, LEARNING_RATE, ONNX_OPSET, POSITIVE, WORKERS, OptimSpec, SpecBase, spec_field)
+    COUNT_OR_ALL, LEARNING_RATE, POSITIVE, WORKERS, OptimSpec, spec_field)
 
 
 def word_data_spec(name: str, split: str, batch_size: int, training: bool) -> type:
@@ -28,18 +26,6 @@ def word_data_spec(name: str, split: str, batch_size: int, training: bool) -> ty
     fields.append(("num_workers", int, spec_field(0, "DataLoader worker processes (0: load in the main process)",
                                                   **WORKERS)))
     return make_dataclass(name, fields)
-
-
-@dataclass
-class ExportFields(SpecBase):
-    export_format: str = spec_field("RIVA", "RIVA (.riva for Riva ServiceMaker), ONNX (encrypted .eonnx; plain with "
-                                    "encrypt=false) or HF (a Hugging Face folder: from_pretrained)",
-                                    choices=("RIVA", "ONNX", "HF"))
-    encrypt: bool = spec_field(True, "ONNX only: false writes a plain folder (model.onnx, tokenizer, labels) that "
-                               "onnxruntime opens; RIVA is always encrypted, HF never")
-    export_to: Optional[str] = spec_field(None, "name in the results folder (default exported-model.riva, "
-                                          "exported-model.eonnx, exported-model-onnx/, exported-model-hf/)")
-    onnx_opset: int = spec_field(17, "ONNX opset version (what torch.onnx writes)", **ONNX_OPSET)
 
 
 @dataclass

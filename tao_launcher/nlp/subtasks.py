@@ -17,87 +17,47 @@ if TYPE_CHECKING:  # the heavy modules are imported inside the functions that us
     from tao_launcher.core.module import BucketedDataModule
     from tao_launcher.nlp.model import EncoderNet
 
-ARCHIVE_NAME = "trained-model.tao"
 log = logging.getLogger("tao.nlp")
 
 
 def fit_and_save(task: str, module, datamodule: BucketedDataModule, tokenizer, spec, run,
                  main_metric: str, main_metric_mode: str = "max") -> Dict:
-    """The one training path of train and finetune: Lightning fit (resumable), then the final archive.
-
-    ``module.net`` is the ``EncoderNet`` that goes into ``checkpoints/trained-model.tao``: the weights of
-    the best validation by ``trainer.monitor`` (default ``main_metric``, better when higher for
-    ``main_metric_mode="max"``), or of the last step with ``trainer.save_best_model=false``.
-    """
+    """``core.trainer.fit_and_save`` with the NLP payload: ``module.net`` (an ``EncoderNet``) and its tokenizer."""
     # imported here, not at the top: every task's subtasks module imports this one, and its
     # dataset_convert, evaluate, infer and export must not pay for Lightning (tests/test_import_cost.py)
-    from tao_launcher.core import trainer as core_trainer
-    from tao_launcher.core.model import write_model_archive
-    from tao_launcher.core.results import is_worker_process
+    from tao_launcher.core.trainer import fit_and_save as fit_and_save_core
     from tao_launcher.nlp.model import write_payload
 
-    trainer = core_trainer.build_trainer(spec.trainer, run.results, run.gpus,
-                                         main_metric=(main_metric, main_metric_mode), key=run.key)
-    core_trainer.fit(trainer, module, datamodule, run.results)
-    if trainer.interrupted:
-        raise KeyboardInterrupt
-    metrics = core_trainer.kept_metrics(trainer)
-    if trainer.global_rank == 0 and not is_worker_process():
-        archive = run.results.checkpoints / ARCHIVE_NAME
-        write_model_archive(archive, run.key, kind="tao", task=task, metrics=metrics,
-                            write_payload=lambda folder: write_payload(folder, module.net, tokenizer))
-        run.results.record(metrics, model=archive)
-        core_trainer.discard_resume_checkpoint(run.results)
-        core_trainer.report(trainer, run.results, archive)
-    return metrics
+    return fit_and_save_core(task, module, datamodule, spec, run, main_metric=main_metric,
+                             main_metric_mode=main_metric_mode,
+                             write_payload=lambda folder: write_payload(folder, module.net, tokenizer))
 
 
 def export(spec, run, task: str, net_cls: Type[EncoderNet]) -> Dict:
-    """One export of the ``-m`` model, by ``export_format`` and ``encrypt``:
-
-    - RIVA: ``exported-model.riva``, encrypted, for Riva ServiceMaker (model.onnx, riva_config.yaml, ...);
-    - ONNX: ``exported-model.eonnx``, encrypted, what infer_onnx reads (model.onnx, tokenizer, labels);
-    - ONNX encrypt=false: ``exported-model-onnx/``, the same files as a plain folder (onnxruntime opens
-      its model.onnx; ``infer_onnx -m .../model.onnx`` reads it);
-    - HF: ``exported-model-hf/``, a Hugging Face folder (nlp/hf_export.py).
-    """
-    from tao_launcher.core.model import write_model_archive, write_model_folder
+    """One export of the ``-m`` model, by ``export_format`` and ``encrypt`` (core/export.py): model.onnx with the
+    tokenizer and labels (and riva_config.yaml for RIVA), or a Hugging Face folder for HF (nlp/hf_export.py)."""
+    from tao_launcher.core.export import export_target, write_export
     from tao_launcher.core.onnx_export import export_onnx, riva_config
     from tao_launcher.nlp.model import EncoderNet, load_model, write_payload
 
-    fmt = spec.export_format
-    if fmt == "RIVA" and not spec.encrypt:
-        raise UsageError("export_format=RIVA is always encrypted (riva-build reads .riva archives): "
-                         "for a plain model use export_format=ONNX encrypt=false, or export_format=HF")
-    plain = fmt == "HF" or not spec.encrypt
-    kind = {"RIVA": "riva", "HF": "hf"}.get(fmt, "onnx" if plain else "eonnx")
-    name = spec.export_to or {"riva": "exported-model.riva", "eonnx": "exported-model.eonnx",
-                              "onnx": "exported-model-onnx", "hf": "exported-model-hf"}[kind]
-    if "/" in name or name in ("", ".", ".."):
-        raise UsageError(f"export_to is a name inside the results folder, got {name!r}")
-    if kind == "hf" and net_cls.heads is EncoderNet.heads:
+    target = export_target(spec, run)
+    if target.kind == "hf" and net_cls.heads is EncoderNet.heads:
         raise UsageError(f"export_format=HF is not available for {task} yet: use export_format=ONNX encrypt=false "
                          f"for a plain model")
-    dest = run.results.path / name
     net, tokenizer, _ = load_model(run.model, run.key, task, net_cls)
 
-    def payload(out: Path) -> None:
-        if kind == "hf":
+    def files(out: Path) -> None:
+        if target.kind == "hf":
             from tao_launcher.nlp.hf_export import write_hf_folder
 
             write_hf_folder(out, net, tokenizer, task)
             return
         export_onnx(net, out / "model.onnx", opset=spec.onnx_opset)
         write_payload(out, net, tokenizer, weights=False)
-        if kind == "riva":
+        if target.kind == "riva":
             (out / "riva_config.yaml").write_text(riva_config(task, net))
 
-    if plain:
-        write_model_folder(dest, kind=kind, task=task, write_payload=payload)
-    else:
-        write_model_archive(dest, run.key, kind=kind, task=task, metrics=None, write_payload=payload)
-    run.results.record(model=dest / "model.onnx" if kind == "onnx" else dest)
-    log.info("exported %s", dest)
+    write_export(target, run, task, files)
     return {}
 
 

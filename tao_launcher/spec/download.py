@@ -14,13 +14,22 @@ from tao_launcher.spec.render import render_yaml
 
 
 def default_specs(task) -> Dict[str, str]:
-    """``{"train.yaml": text, ...}`` for every subtask of ``task`` that takes a spec."""
+    """``{"train.yaml": text, ...}`` for every subtask of ``task`` that takes a spec, plus the task's variants:
+    ``SPEC_VARIANTS`` in its spec.py maps a file name to (subtask, {dotted key: value}, what it is for)."""
+    import importlib
+
     out = {}
     for subtask in task.spec_subtasks():
         schema = subtask.schema()
         title = (f"Default spec of `tao {task.name} {subtask.name}`: every field, its default and what it does.\n"
                  f"Override any field on the command line as key=value.\nExample:\n  {schema.example}")
         out[f"{subtask.name}.yaml"] = render_yaml(schema, title)
+    variants = getattr(importlib.import_module(f"{task.package}.spec"), "SPEC_VARIANTS", {})
+    for name, (subtask, values, purpose) in variants.items():
+        schema = task.subtasks[subtask].schema()
+        title = (f"`tao {task.name} {subtask}` spec: {purpose}.\nEvery field, its value and what it does; override "
+                 f"any field on the command line as key=value.")
+        out[name] = render_yaml(schema, title, values)
     return out
 
 

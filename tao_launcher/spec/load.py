@@ -435,6 +435,8 @@ def map_paths(spec: Any, mapper) -> None:
         value = getattr(node, leaf)
         if isinstance(value, str) and value not in ("", REQUIRED):
             setattr(node, leaf, mapper(value))
+        elif isinstance(value, list):  # a list of paths (speech_to_text's file_paths)
+            setattr(node, leaf, [mapper(v) if isinstance(v, str) and v else v for v in value])
 
 
 def check_paths(spec: Any) -> None:
@@ -452,20 +454,27 @@ def check_paths(spec: Any) -> None:
         value = getattr(node, name)
         if value is None or value == REQUIRED or kind is True:
             continue
-        if not str(value).strip():
-            raise UsageError(f"{key} is empty: give it a path" +
-                             (", or null to leave it unset" if _optional(leaves[key].type) else ""))
-        path = Path(os.path.expanduser(str(value)))
-        if kind == "out_dir":
-            problem = folder_problem(path)
-            if problem:
-                raise UsageError(f"{key} {path} {problem}")
-        elif not path.exists():
-            raise UsageError(f"{key} {path} does not exist: check the path")
-        elif kind == "file" and path.is_dir():
-            raise UsageError(f"{key} {path} is a folder, not a file: give the path of a file")
-        elif kind == "dir" and not path.is_dir():
-            raise UsageError(f"{key} {path} is a file, not a folder: give the path of a folder")
+        if isinstance(value, list):  # a list of paths: each checked, named by its position
+            for i, item in enumerate(value):
+                _check_path(f"{key}[{i}]", item, kind, optional=False)
+        else:
+            _check_path(key, value, kind, optional=_optional(leaves[key].type))
+
+
+def _check_path(key: str, value: Any, kind: str, optional: bool) -> None:
+    if not str(value).strip():
+        raise UsageError(f"{key} is empty: give it a path" + (", or null to leave it unset" if optional else ""))
+    path = Path(os.path.expanduser(str(value)))
+    if kind == "out_dir":
+        problem = folder_problem(path)
+        if problem:
+            raise UsageError(f"{key} {path} {problem}")
+    elif not path.exists():
+        raise UsageError(f"{key} {path} does not exist: check the path")
+    elif kind == "file" and path.is_dir():
+        raise UsageError(f"{key} {path} is a folder, not a file: give the path of a file")
+    elif kind == "dir" and not path.is_dir():
+        raise UsageError(f"{key} {path} is a file, not a folder: give the path of a folder")
 
 
 def folder_problem(path: Path) -> str:

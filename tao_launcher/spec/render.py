@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import typing
-from typing import Any, List
+from typing import Any, Dict, List, Optional
 
 from tao_launcher.spec.load import default_of
 
@@ -48,26 +48,37 @@ def describe(help_text: str, allowed: Any, length: Any = None) -> str:
     return help_text + (f"; allowed: {', '.join(parts)}" if parts else "")
 
 
-def render_yaml(schema: type, title: str = "") -> str:
-    """The schema's defaults as a YAML file with each field's description as a comment."""
+def render_yaml(schema: type, title: str = "", values: Optional[Dict[str, Any]] = None) -> str:
+    """The schema's defaults as a YAML file with each field's description as a comment; ``values`` (dotted key ->
+    value) replace defaults, for a task's spec variants (speech_to_text's one file per arch)."""
     out: List[str] = []
+    values = values or {}
     if title:
         out += [f"# {line}" if line else "#" for line in title.splitlines()] + [""]
 
-    def walk(cls: type, indent: str) -> None:
+    def walk(cls: type, indent: str, prefix: str) -> None:
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             help_text = f.metadata.get("help", "")
             if dataclasses.is_dataclass(hints[f.name]):
                 out.append(f"{indent}{f.name}:" + (f"  # {help_text}" if help_text else ""))
-                walk(hints[f.name], indent + "  ")
+                walk(hints[f.name], indent + "  ", f"{prefix}{f.name}.")
             else:
-                line = f"{indent}{f.name}: {_yaml_scalar(default_of(f))}"
+                line = f"{indent}{f.name}: {_yaml_scalar(values.get(prefix + f.name, default_of(f)))}"
                 help_text = describe(help_text, f.metadata.get("range"), f.metadata.get("length"))
                 out.append(line + (f"  # {help_text}" if help_text else ""))
 
-    walk(schema, "")
+    unknown = set(values) - set(_leaf_keys(schema))
+    if unknown:
+        raise ValueError(f"spec variant sets unknown keys: {sorted(unknown)}")
+    walk(schema, "", "")
     return "\n".join(out) + "\n"
+
+
+def _leaf_keys(schema: type) -> List[str]:
+    from tao_launcher.spec.load import leaf_fields
+
+    return list(leaf_fields(schema))
 
 
 def render_help(schema: type) -> str:

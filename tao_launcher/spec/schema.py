@@ -148,11 +148,13 @@ class SchedSpec:
 class OptimSpec:
     """Optimizer and its schedule."""
 
-    name: str = spec_field("adamw", "optimizer: adam, adamw or sgd", choices=("adam", "adamw", "sgd"))
+    name: str = spec_field("adamw", "optimizer: adam, adamw, sgd or novograd (NeMo's, for speech models)",
+                           choices=("adam", "adamw", "sgd", "novograd"))
     lr: float = spec_field(5e-5, "peak learning rate", **LEARNING_RATE)
-    weight_decay: float = spec_field(0.01, "decoupled weight decay (adamw) or L2 (adam, sgd)", min=0.0, max=10.0)
+    weight_decay: float = spec_field(0.01, "decoupled weight decay (adamw), L2 (adam, sgd), or added to the "
+                                           "normalised gradient (novograd)", min=0.0, max=10.0)
     momentum: float = spec_field(0.9, "momentum, sgd only", min=0.0, max=1.0, max_exclusive=True)
-    betas: List[float] = spec_field([0.9, 0.999], "Adam betas (two numbers)", min=0.0, max=1.0,
+    betas: List[float] = spec_field([0.9, 0.999], "Adam and novograd betas (two numbers)", min=0.0, max=1.0,
                                    max_exclusive=True, length=2)
     sched: SchedSpec = section(SchedSpec, "learning-rate schedule")
 
@@ -177,3 +179,18 @@ class SpecBase:
     def problems(self) -> List[str]:
         """Rules between fields, checked once every field is valid on its own: a sentence per broken rule."""
         return []
+
+
+@dataclass
+class ExportFields(SpecBase):
+    """The fields of every task's export (a task's ExportSpec subclasses it and adds its example; speech_to_text
+    narrows export_format to RIVA and ONNX)."""
+
+    export_format: str = spec_field("RIVA", "RIVA (.riva for Riva ServiceMaker), ONNX (encrypted .eonnx; plain with "
+                                    "encrypt=false) or HF (a Hugging Face folder: from_pretrained)",
+                                    choices=("RIVA", "ONNX", "HF"))
+    encrypt: bool = spec_field(True, "ONNX only: false writes a plain folder (model.onnx, tokenizer, labels) that "
+                               "onnxruntime opens; RIVA is always encrypted, HF never")
+    export_to: Optional[str] = spec_field(None, "name in the results folder (default exported-model.riva, "
+                                          "exported-model.eonnx, exported-model-onnx/, exported-model-hf/)")
+    onnx_opset: int = spec_field(17, "ONNX opset version (what torch.onnx writes)", **ONNX_OPSET)

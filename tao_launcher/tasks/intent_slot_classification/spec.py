@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, make_dataclass
 from typing import ClassVar, List, Optional
 
-from tao_launcher.nlp.spec import ExportFields
 from tao_launcher.spec.schema import (
-    COUNT_OR_ALL, DROPOUT, FRACTION, LEARNING_RATE, POSITIVE, REQUIRED, SEQ_LENGTH, LanguageModelSpec, OptimSpec,
-    SpecBase, TrainerSpec, section, spec_field)
+    COUNT_OR_ALL, DROPOUT, FRACTION, LEARNING_RATE, POSITIVE, REQUIRED, SEQ_LENGTH, ExportFields, LanguageModelSpec,
+    OptimSpec, SpecBase, TrainerSpec, section, spec_field)
 
 DATA_DIR_HELP = ("folder written by dataset_convert: dict.intents.csv, dict.slots.csv, <prefix>.tsv and "
                  "<prefix>_slots.tsv")

@@ -40,7 +40,7 @@ class QuestionAnsweringNet(EncoderNet):
 
     def riva_settings(self) -> Dict[str, object]:
         c = self.model_config
-        return {"doc_stride": c["doc_stride"], "max_query_length": c["max_query_length"],
+        return {**super().riva_settings(), "doc_stride": c["doc_stride"], "max_query_length": c["max_query_length"],
                 "version_2_with_negative": c["version_2_with_negative"]}
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,

@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Dict, List, Optional
 
-from tao_launcher.nlp.spec import ExportFields
 from tao_launcher.spec.schema import (
-    COUNT_OR_ALL, DROPOUT, LEARNING_RATE, POSITIVE, REQUIRED, SEQ_LENGTH, LanguageModelSpec, OptimSpec, SpecBase,
-    TrainerSpec, section, spec_field)
+    COUNT_OR_ALL, DROPOUT, LEARNING_RATE, POSITIVE, REQUIRED, SEQ_LENGTH, ExportFields, LanguageModelSpec, OptimSpec,
+    SpecBase, TrainerSpec, section, spec_field)
 
 DATA_FORMAT = "a SQuAD v1.1/v2.0 JSON file (data[].paragraphs[].context and qas[]; docs/question_answering.md)"
 WORKERS = dict(min=0, max=64)

@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, List, Optional
 
-from tao_launcher.nlp.spec import ExportFields
 from tao_launcher.spec.schema import (
-    COUNT_OR_ALL, DROPOUT, POSITIVE, REQUIRED, SEQ_LENGTH, WORKERS, LanguageModelSpec, OptimSpec, SpecBase,
-    TrainerSpec, section, spec_field)
+    COUNT_OR_ALL, DROPOUT, POSITIVE, REQUIRED, SEQ_LENGTH, WORKERS, ExportFields, LanguageModelSpec, OptimSpec,
+    SpecBase, TrainerSpec, section, spec_field)
 
 DATA_FORMAT = "one example a line: sentence<TAB>label, label an integer id (see dataset_convert)"
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, List, Optional
 
-from tao_launcher.nlp.spec import ExportFields, WordOptimSpec, word_data_spec
+from tao_launcher.nlp.spec import WordOptimSpec, word_data_spec
 from tao_launcher.spec.schema import (
-    DROPOUT, NON_NEGATIVE, POSITIVE, REQUIRED, SEQ_LENGTH, FRACTION, LanguageModelSpec, SpecBase, TrainerSpec,
-    section, spec_field)
+    DROPOUT, POSITIVE, REQUIRED, SEQ_LENGTH, ExportFields, LanguageModelSpec, SpecBase, TrainerSpec, section,
+    spec_field)
 
 TrainingData = word_data_spec("TrainingData", "train", 32, training=True)
 ValidationData = word_data_spec("ValidationData", "dev", 64, training=False)

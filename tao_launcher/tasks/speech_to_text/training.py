@@ -1,0 +1,112 @@
+"""Training of the CTC acoustic model: its LightningModule and the fit shared by train and finetune.
+
+The loss is CTC with NeMo's ``mean_batch`` reduction (each utterance's negative log-likelihood, averaged
+over the batch). Validation decodes greedily and logs ``val_wer`` (the main metric: the kept model is the
+one with the lowest, unless ``trainer.monitor`` says otherwise) and ``val_cer``, both summed over the
+whole validation set as NeMo does. Features are computed once per run (asr/dataset.py); SpecAugment runs
+on each training batch. Only train and finetune import this module (and with it pytorch_lightning).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Sequence
+
+import torch
+from torch import nn
+
+from tao_launcher.asr.ctc import error_counts, greedy_decode
+from tao_launcher.core.module import BucketedDataModule, TaoModule
+from tao_launcher.core.trainer import fit_and_save
+from tao_launcher.errors import DataError
+from tao_launcher.tasks.speech_to_text.model import SpeechToTextNet, write_payload
+from tao_launcher.tasks.speech_to_text.subtasks import MAIN_METRIC, TASK, log, read_utterances
+
+
+class SpeechToTextModule(TaoModule):
+    def __init__(self, net: SpeechToTextNet, vocabulary, optim_spec=None):
+        super().__init__(optim_spec)
+        self.net = net
+        self.vocabulary = vocabulary
+        self.ctc = nn.CTCLoss(blank=net.blank, reduction="sum", zero_infinity=True)
+
+    def _loss(self, batch, augment: bool):
+        features = batch["features"]
+        if augment:
+            features = self.net.spec_augment(features, batch["feature_lengths"])
+        logprobs, lengths = self.net(features, batch["feature_lengths"])
+        loss = self.ctc(logprobs.transpose(0, 1).float(), batch["targets"], lengths, batch["target_lengths"])
+        return loss / len(features), logprobs, lengths
+
+    def training_step(self, batch: Dict[str, torch.Tensor], batch_idx: int):
+        loss = self._loss(batch, augment=True)[0]
+        self.log_training(loss, batch)
+        return loss
+
+    def on_validation_epoch_start(self):
+        self._counts = torch.zeros(4, dtype=torch.long, device=self.device)  # word errors, words, char errors, chars
+
+    def validation_step(self, batch: Dict[str, torch.Tensor], batch_idx: int):
+        loss, logprobs, lengths = self._loss(batch, augment=False)
+        self.log("val_loss", loss, sync_dist=True, batch_size=len(batch["features"]))
+        hypotheses = [self.vocabulary.decode(ids) for ids in
+                      greedy_decode(logprobs.detach().cpu(), lengths.cpu(), self.net.blank)]
+        references = [self.vocabulary.decode(t[:n].tolist())
+                      for t, n in zip(batch["targets"].cpu(), batch["target_lengths"].cpu())]
+        counts = error_counts(hypotheses, references) + error_counts(hypotheses, references, use_cer=True)
+        self._counts += torch.tensor(counts, device=self.device)
+
+    def on_validation_epoch_end(self):
+        word_errors, words, char_errors, chars = self.trainer.strategy.reduce(self._counts, reduce_op="sum").tolist()
+        self.log(MAIN_METRIC, word_errors / words if words else 1.0, sync_dist=False, prog_bar=True)
+        self.log("val_cer", char_errors / chars if chars else 1.0, sync_dist=False, prog_bar=True)
+
+
+def examples(net: SpeechToTextNet, vocabulary, utterances: Sequence, training: bool, what: str) -> List[Dict]:
+    """Cached features and token ids of the utterances; one whose transcript has no token of the vocabulary, or
+    that is too short for its transcript under CTC, is left out and counted."""
+    from tao_launcher.asr.audio import load_audio
+    from tao_launcher.asr.dataset import featurize
+    from tao_launcher.asr.blocks import total_stride
+
+    rate = net.model_config["sample_rate"]
+    net.preprocessor.train(training)  # dither on the training audio only
+    features = featurize(net.preprocessor, lambda u: load_audio(u.audio_filepath, rate), utterances,
+                         desc=f"{what} features")
+    stride = total_stride(net.model_config["blocks"])
+    out, unusable, unknown = [], 0, set()
+    for u, f in zip(utterances, features):
+        targets = vocabulary.encode(u.text)
+        unknown |= vocabulary.unknown(u.text)
+        if not targets or len(targets) > (f.shape[1] + stride - 1) // stride:
+            unusable += 1
+            continue
+        out.append({"features": f, "targets": targets, "duration": u.duration})
+    if unknown:
+        log.warning("%s transcripts hold characters outside model.labels, left out of the targets: %s (normalise "
+                    "them with dataset_convert dataset_name=manifest)", what, " ".join(sorted(repr(c) for c in unknown)))
+    if unusable:
+        log.warning("left out %d %s utterance(s): no transcript token in the vocabulary, or more tokens than the "
+                    "model's output frames", unusable, what)
+    if not out:
+        raise DataError(f"none of the {len(utterances)} {what} utterances can be used: check that the transcripts "
+                        f"use the model's vocabulary")
+    return out
+
+
+def fit(net: SpeechToTextNet, vocabulary, train_utterances: Sequence, train_ds, val_ds, spec, run) -> Dict:
+    """train's and finetune's one path: features once, length-bucketed batches, then ``fit_and_save``."""
+    from tao_launcher.asr.dataset import collate_utterances
+
+    val_utterances = read_utterances(val_ds)
+    train_examples = examples(net, vocabulary, train_utterances, True, "training")
+    val_examples = examples(net, vocabulary, val_utterances, False, "validation")
+    hours = sum(e["duration"] for e in train_examples) / 3600
+    log.info("training on %d utterances (%.2f h) from %s, validating on %d from %s", len(train_examples), hours,
+             train_ds.manifest_filepath, len(val_examples), val_ds.manifest_filepath)
+    datamodule = BucketedDataModule(
+        train_examples, val_examples, seed=spec.trainer.seed, train_batch_size=train_ds.batch_size,
+        val_batch_size=val_ds.batch_size, shuffle=train_ds.shuffle, train_num_workers=train_ds.num_workers,
+        val_num_workers=val_ds.num_workers, collate=collate_utterances, length=lambda e: e["features"].shape[1])
+    module = SpeechToTextModule(net, vocabulary, spec.optim)
+    return fit_and_save(TASK, module, datamodule, spec, run, main_metric=MAIN_METRIC, main_metric_mode="min",
+                        write_payload=lambda folder: write_payload(folder, net, vocabulary))
