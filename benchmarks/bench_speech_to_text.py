@@ -106,7 +106,7 @@ def check_same_recipe(args) -> Dict[str, Any]:
         "trainer.gradient_clip_val": (spec.trainer.gradient_clip_val, 0.0),
         "trainer.precision": (spec.trainer.precision, "32"),
     }
-    from tao_launcher.asr.encoder import build_blocks
+    from tao_launcher.asr.blocks import build_blocks
 
     keys = ("filters", "repeat", "kernel", "stride", "dilation", "dropout", "residual", "separable")
     table = lambda blocks: [{k: b.get(k, False) for k in keys} for b in blocks]  # noqa: E731
@@ -369,11 +369,27 @@ def run_fsdd_goal(args, work: Path, env, res: Dict[str, Any]) -> None:
                             env, work / "fsdd-goal-tao.log", "tao train")
     metrics = loop_metrics(folder)
     evaluation = evaluate_tao(folder, data["test"], work, "fsdd-goal", env)
+    agreement = infer_agreement(folder, data["test"], work, env)
     res["goal"] = {"spec": str(FSDD_SPEC.relative_to(REPO)), "train_process": train_process,
                    "eval_process": evaluation["process"], "train_metrics": metrics,
                    "test_wer": evaluation["metrics"]["test_wer"], "test_cer": evaluation["metrics"].get("test_cer"),
-                   "train_audio_seconds_per_sec": metrics.get("train_audio_seconds_per_sec")}
-    log(f"  train process {train_process['wall_seconds']:.0f} s, test WER {res['goal']['test_wer']:.4f}")
+                   "train_audio_seconds_per_sec": metrics.get("train_audio_seconds_per_sec"), **agreement}
+    log(f"  train process {train_process['wall_seconds']:.0f} s, test WER {res['goal']['test_wer']:.4f}, infer and "
+        f"infer_onnx agree on {agreement['infer_onnx_agree']}/{agreement['transcripts']} transcripts")
+
+
+def infer_agreement(folder: Path, test: Path, work: Path, env) -> Dict[str, Any]:
+    """infer (torch) and infer_onnx (the .riva export) on every test clip: how many transcripts are the same."""
+    archive = folder / "checkpoints" / "trained-model.tao"
+    run_tao(TASK, ["export", "-r", str(work / "fsdd-goal-export"), "-m", str(archive)], env,
+            work / "fsdd-goal-export.log", "tao export")
+    rows = {}
+    for subtask, model in (("infer", archive), ("infer_onnx", work / "fsdd-goal-export" / "exported-model.riva")):
+        run_tao(TASK, [subtask, "-r", str(work / f"fsdd-goal-{subtask}"), "-m", str(model), f"input_manifest={test}"],
+                env, work / f"fsdd-goal-{subtask}.log", f"tao {subtask}")
+        rows[subtask] = json.loads((work / f"fsdd-goal-{subtask}" / "infer_results.json").read_text())
+    same = sum(a["transcript"] == b["transcript"] for a, b in zip(rows["infer"], rows["infer_onnx"]))
+    return {"transcripts": len(rows["infer"]), "infer_onnx_agree": same}
 
 
 # ============================================================================ main

@@ -160,7 +160,7 @@ def bench_inference(args, archive: Path, eonnx: Path, key: str, dev_file: Path, 
 
     from tao_launcher.core.model import opened_model_archive
     from tao_launcher.nlp.encoder import load_tokenizer, tokenize
-    from tao_launcher.nlp.inference import onnx_runner, torch_runner
+    from tao_launcher.core.inference import onnx_runner, torch_runner
     from tao_launcher.nlp.model import read_model
     from tao_launcher.tasks.text_classification import data as tc_data
     from tao_launcher.tasks.text_classification import subtasks

@@ -22,13 +22,14 @@ class LengthBucketBatchSampler(torch.utils.data.Sampler):
     """
 
     def __init__(self, lengths: Sequence[int], batch_size: int, shuffle: bool, seed: int = 0,
-                 rank: int = 0, world_size: int = 1):
+                 rank: int = 0, world_size: int = 1, window_batches: int = WINDOW_BATCHES):
         self.lengths = list(lengths)
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
+        self.window_batches = window_batches  # 1: random batches (each still sorted inside)
         self.epoch = 0
         self.skip_batches = 0
         self._batches = (None, [])  # (epoch, batches): __len__ and __iter__ share one computation
@@ -50,7 +51,7 @@ class LengthBucketBatchSampler(torch.utils.data.Sampler):
             if self.shuffle:  # training: equal shares, so every rank takes the same number of steps
                 order = order[:len(order) - len(order) % self.world_size]
             order = order[self.rank::self.world_size]  # evaluation keeps every sentence, once
-        window = self.batch_size * WINDOW_BATCHES
+        window = self.batch_size * self.window_batches
         batches = []
         for start in range(0, len(order), window):
             chunk = sorted(order[start:start + window], key=lambda i: self.lengths[i])

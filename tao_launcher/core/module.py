@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List, Optional
 import pytorch_lightning as pl
 import torch
 
-from tao_launcher.core.data import LengthBucketBatchSampler, collate_examples
+from tao_launcher.core.data import WINDOW_BATCHES, LengthBucketBatchSampler, collate_examples
 from tao_launcher.core.optim import build_optimizer, build_scheduler
 
 
@@ -48,12 +48,13 @@ class BucketedDataModule(pl.LightningDataModule):
     rank reads its own share. The training loader is resumable (its position goes into checkpoints).
     ``train`` and ``val`` are lists of examples as ``collate_examples`` takes them (token ids, bucketed by
     ``len(input_ids)``), or, for other inputs (audio features), as the task's own ``collate`` takes them,
-    bucketed by ``length(example)``.
+    bucketed by ``length(example)``. ``train_bucketing=False`` draws random training batches instead: a network
+    with batch norm (speech) must not see batches of only similar-length (so similar) utterances.
     """
 
     def __init__(self, train: List[Dict[str, Any]], val: List[Dict[str, Any]], *, seed: int,
                  train_batch_size: int, val_batch_size: int, pad_id: int = 0, shuffle: bool = True,
-                 train_num_workers: int = 0, val_num_workers: int = 0,
+                 train_num_workers: int = 0, val_num_workers: int = 0, train_bucketing: bool = True,
                  collate: Optional[Callable[[List[Dict[str, Any]]], Dict[str, Any]]] = None,
                  length: Callable[[Dict[str, Any]], int] = lambda example: len(example["input_ids"])):
         super().__init__()
@@ -64,13 +65,16 @@ class BucketedDataModule(pl.LightningDataModule):
         self.num_workers = {"train": train_num_workers, "validation": val_num_workers}
         self.collate = collate or functools.partial(collate_examples, pad_id=pad_id)
         self.length = length
+        self.train_bucketing = train_bucketing
 
     def _loader(self, split: str, loader_cls=torch.utils.data.DataLoader):
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         examples = self.examples[split]
+        bucketed = split != "train" or self.train_bucketing
         sampler = LengthBucketBatchSampler([self.length(e) for e in examples], self.batch_sizes[split],
-                                           self.shuffle and split == "train", self.seed, rank, world)
+                                           self.shuffle and split == "train", self.seed, rank, world,
+                                           window_batches=WINDOW_BATCHES if bucketed else 1)
         return loader_cls(examples, batch_sampler=sampler, collate_fn=self.collate, num_workers=self.num_workers[split])
 
     def train_dataloader(self):

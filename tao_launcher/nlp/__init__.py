@@ -4,7 +4,9 @@
 - ``model.py``     ``EncoderNet`` (an encoder with heads, which describes its own ONNX export),
                    the model archive payload, loading a model from an archive
 - ``tokens.py``    words to sub-token windows with first-sub-token labels (token tasks)
-- ``inference.py`` the torch and onnxruntime runners behind infer/evaluate/infer_onnx
+- ``bert.py``      BERT's forward and tokenizer for evaluate and infer without transformers (seconds
+                   faster to start; the same outputs), falling back to transformers for other encoders
+- ``inference.py`` batched inference over the runners of core/inference.py
 - ``subtasks.py``  the fit-and-save, export and input plumbing that every NLP task's subtasks call
                    (it imports nothing heavy at the top: dataset_convert runs without torch)
 - ``hf_export.py``  export_format=HF: a Hugging Face folder, stock classes where they fit

@@ -1,43 +1,15 @@
-"""The two runners behind evaluate/infer (torch) and infer_onnx (onnxruntime), and batched inference.
-
-A runner maps ``{input name: int64 array (batch, sequence)}`` to the model's outputs, a list in
-``output_names`` order. Both runners take the same feeds, so every task's infer and infer_onnx
-share one code path and give the same answers.
+"""Batched inference of the NLP tasks over the two runners of core/inference.py (torch for evaluate and infer,
+onnxruntime for infer_onnx), which take the same feeds: token ids (int64, batch x sequence).
 """
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Sequence
+from typing import Dict, List, Sequence
 
 import numpy as np
-import torch
 
 from tao_launcher.core.data import collate_examples, length_sorted_batches
-
-Runner = Callable[[Dict[str, np.ndarray]], List[np.ndarray]]
-
-
-def torch_runner(net) -> Runner:
-    def run(feeds: Dict[str, np.ndarray]) -> List[np.ndarray]:
-        with torch.inference_mode():
-            out = net(*[torch.from_numpy(feeds[name]) for name in net.input_names])
-        return [o.float().numpy() for o in (out if isinstance(out, tuple) else (out,))]
-    run.input_names = tuple(net.input_names)
-    return run
-
-
-def onnx_runner(model_bytes: bytes) -> Runner:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-
-    def run(feeds: Dict[str, np.ndarray]) -> List[np.ndarray]:
-        return session.run(names, {k: v.astype(np.int64) for k, v in feeds.items()})
-    run.input_names = tuple(i.name for i in session.get_inputs())
-    return run
+from tao_launcher.core.inference import Runner
 
 
 def run_batched(runner: Runner, examples: Sequence[Dict[str, List[int]]], batch_size: int,

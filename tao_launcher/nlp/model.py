@@ -169,7 +169,7 @@ def load_export(path: Path, key: str, task: str) -> Tuple[bytes, object, Dict]:
     """model.onnx bytes, tokenizer and config of an export of ``task``: an encrypted ``.eonnx``/``.riva``
     archive, or the ``model.onnx`` of a plain export folder (export_format=ONNX encrypt=false)."""
     def read(folder: Path, model_file: Path) -> Tuple[bytes, object, Dict]:
-        return (model_file.read_bytes(), load_tokenizer(folder / "tokenizer"),
+        return (model_file.read_bytes(), load_tokenizer(folder / "tokenizer", inference=True),
                 json.loads((folder / "model_config.json").read_text()))
 
     if path.suffix == ".onnx":

@@ -172,3 +172,21 @@ def test_onnx_export_matches_torch(tmp_path):
     assert got_lengths.tolist() == want_lengths.tolist() == [26, 20, 5]
     for row, n in enumerate(want_lengths.tolist()):
         torch.testing.assert_close(torch.from_numpy(got_probs[row, :n]), want_probs[row, :n], atol=1e-4, rtol=0)
+
+
+def test_banded_depthwise_conv_is_the_convolution_it_replaces_in_training():
+    """The training-time einsum computes the plain depthwise convolution, values and gradients, dilated too."""
+    import torch.nn.functional as F
+
+    from tao_launcher.asr.encoder import banded_depthwise_conv
+
+    torch.manual_seed(0)
+    for channels, steps, kernel, dilation in ((8, 30, 7, 1), (16, 20, 33, 1), (4, 40, 9, 2)):
+        x = torch.randn(3, channels, steps, requires_grad=True)
+        w = torch.randn(channels, 1, kernel, requires_grad=True)
+        plain = F.conv1d(x, w, padding=dilation * (kernel - 1) // 2, dilation=dilation, groups=channels)
+        banded = banded_depthwise_conv(x, w, dilation)
+        assert torch.allclose(plain, banded, atol=1e-4)
+        grads = torch.autograd.grad(plain.square().sum(), (x, w))
+        assert all(torch.allclose(a, b, atol=1e-3) for a, b in
+                   zip(grads, torch.autograd.grad(banded.square().sum(), (x, w))))

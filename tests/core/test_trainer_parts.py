@@ -119,3 +119,14 @@ def test_secret_filter_masks_whole_tokens_only():
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "key k, checkpoint %s", ("k",), None)
     SecretFilter("k").filter(record)
     assert record.getMessage() == "key ***, checkpoint ***"
+
+
+def test_window_of_one_batch_gives_random_batches_for_batch_norm_networks():
+    """speech_to_text trains on random batches: length buckets would give batch norm batches of similar clips."""
+    lengths = list(range(1000))
+    spread = lambda sampler: sum(max(lengths[i] for i in b) - min(lengths[i] for i in b)  # noqa: E731
+                                 for b in sampler) / len(sampler)
+    bucketed = LengthBucketBatchSampler(lengths, 32, shuffle=True, seed=0)
+    random_batches = LengthBucketBatchSampler(lengths, 32, shuffle=True, seed=0, window_batches=1)
+    assert spread(bucketed) < 50 < 500 < spread(random_batches)
+    assert sorted(i for b in random_batches for i in b) == lengths

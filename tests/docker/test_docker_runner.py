@@ -564,3 +564,45 @@ def test_every_subtask_of_question_answering_runs_in_containers(engine, workspac
             for name in ("infer", "infer_onnx")}
     assert [r["answer"] for r in rows["infer"]] == [r["answer"] for r in rows["infer_onnx"]]
     assert all(abs(a["score"] - b["score"]) < 1e-3 for a, b in zip(rows["infer"], rows["infer_onnx"]))
+
+
+def test_every_subtask_of_speech_to_text_runs_in_containers(engine, workspace):
+    """dataset_convert (an FSDD-layout folder of 8 kHz tones, resampled to 16 kHz) -> train -> evaluate ->
+    infer (file_paths, a list of container paths) -> export (.riva) -> infer_onnx, each in its own container;
+    infer_onnx gives infer's transcripts."""
+    from conftest import sine_wav
+
+    for digit in range(3):
+        for take in range(8):
+            sine_wav(workspace / "data" / "fsdd" / "recordings" / f"{digit}_tone_{take}.wav", seconds=0.4,
+                     hz=200 + 150 * digit + 10 * take)
+    env = env_for(workspace)
+    model = "/results/train/checkpoints/trained-model.tao"
+    files = "file_paths=[/data/fsdd16k/wavs/test/0_tone_0.wav,/data/fsdd/recordings/2_tone_7.wav]"
+    steps = [
+        ["dataset_convert", "-r", "/results/convert", "dataset_name=fsdd", "source_data_dir=/data/fsdd",
+         "target_data_dir=/data/fsdd16k"],
+        ["train", "-r", "/results/train", "-k", KEY, "training_ds.manifest_filepath=/data/fsdd16k/train_manifest.json",
+         "validation_ds.manifest_filepath=/data/fsdd16k/test_manifest.json", "trainer.max_steps=2",
+         "trainer.enable_progress_bar=false", "training_ds.batch_size=4", "model.encoder.channel_scale=0.125"],
+        ["evaluate", "-r", "/results/evaluate", "-k", KEY, "-m", model,
+         "test_ds.manifest_filepath=/data/fsdd16k/test_manifest.json"],
+        ["infer", "-r", "/results/infer", "-k", KEY, "-m", model, files],
+        ["export", "-r", "/results/export", "-k", KEY, "-m", model],
+        ["infer_onnx", "-r", "/results/infer_onnx", "-k", KEY, "-m", "/results/export/exported-model.riva", files],
+    ]
+    for step in steps:
+        proc = tao("speech_to_text", *step, env=env)
+        assert proc.returncode == 0, out(proc)
+        assert "with the docker runner" in proc.stderr and KEY not in proc.stdout + proc.stderr
+        status = json.loads((workspace / "results" / step[2].split("/")[-1] / "status.json").read_text())
+        assert status["state"] == "finished" and status["task"] == "speech_to_text"
+    converted = json.loads((workspace / "results" / "convert" / "status.json").read_text())["metrics"]
+    assert converted["train_utterances"] == 9 and converted["test_utterances"] == 15
+    evaluation = json.loads((workspace / "results" / "evaluate" / "status.json").read_text())["metrics"]
+    assert evaluation["utterances"] == 15 and "test_wer" in evaluation
+    rows = {name: json.loads((workspace / "results" / name / "infer_results.json").read_text())
+            for name in ("infer", "infer_onnx")}
+    assert [r["audio_filepath"] for r in rows["infer"]] == ["/data/fsdd16k/wavs/test/0_tone_0.wav",
+                                                           "/data/fsdd/recordings/2_tone_7.wav"]
+    assert [r["transcript"] for r in rows["infer"]] == [r["transcript"] for r in rows["infer_onnx"]]

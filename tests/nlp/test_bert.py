@@ -196,7 +196,7 @@ def test_inference_loading_imports_no_transformers(tmp_path):
     code = ("import sys\n"
             "from pathlib import Path\n"
             "from tao_launcher.nlp.model import load_model\n"
-            "from tao_launcher.nlp.inference import torch_runner\n"
+            "from tao_launcher.core.inference import torch_runner\n"
             "from tao_launcher.tasks.text_classification.model import TextClassifier\n"
             f"net, tokenizer, _ = load_model(Path({str(archive)!r}), {KEY!r}, 'text_classification', TextClassifier,"
             " inference=True)\n"

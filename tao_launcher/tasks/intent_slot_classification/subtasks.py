@@ -28,7 +28,7 @@ log = logging.getLogger("tao.intent_slot_classification")
 # imports neither, evaluate/infer/export no Lightning (tests/test_import_cost.py)
 
 if TYPE_CHECKING:
-    from tao_launcher.nlp.inference import Runner
+    from tao_launcher.core.inference import Runner
 
 
 def read(data_dir: str, ds, config: Dict):
@@ -59,7 +59,7 @@ def _load(run: RunContext):
     from tao_launcher.nlp.model import load_model
     from tao_launcher.tasks.intent_slot_classification.model import IntentSlotModel
 
-    return load_model(run.model, run.key, TASK, IntentSlotModel)
+    return load_model(run.model, run.key, TASK, IntentSlotModel, inference=run.subtask in ("evaluate", "infer"))
 
 
 def train(spec: TrainSpec, run: RunContext) -> Dict:
@@ -119,7 +119,7 @@ def evaluate(spec: EvaluateSpec, run: RunContext) -> Dict:
     from tao_launcher.core.metrics import (
         classification_report, confusion_matrix, format_report, format_span_report, span_report)
     from tao_launcher.core.plots import save_confusion_matrix
-    from tao_launcher.nlp.inference import torch_runner
+    from tao_launcher.core.inference import torch_runner
 
     net, tokenizer, config = _load(run)
     intents, slots = config["intent_labels"], config["slot_labels"]
@@ -167,7 +167,7 @@ def _infer_and_report(run: RunContext, runner: Runner, tokenizer, config: Dict, 
 
 
 def infer(spec: InferSpec, run: RunContext) -> Dict:
-    from tao_launcher.nlp.inference import torch_runner
+    from tao_launcher.core.inference import torch_runner
 
     texts = nlp.input_texts(spec, data.read_utterances, "utterances")
     net, tokenizer, config = _load(run)
@@ -175,7 +175,7 @@ def infer(spec: InferSpec, run: RunContext) -> Dict:
 
 
 def infer_onnx(spec: InferOnnxSpec, run: RunContext) -> Dict:
-    from tao_launcher.nlp.inference import onnx_runner
+    from tao_launcher.core.inference import onnx_runner
     from tao_launcher.nlp.model import load_export
 
     texts = nlp.input_texts(spec, data.read_utterances, "utterances")

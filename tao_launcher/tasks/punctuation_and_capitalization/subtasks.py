@@ -25,7 +25,7 @@ log = logging.getLogger("tao.punctuation_and_capitalization")
 # imports neither, evaluate/infer/export no Lightning (tests/test_import_cost.py)
 
 if TYPE_CHECKING:
-    from tao_launcher.nlp.inference import Runner
+    from tao_launcher.core.inference import Runner
 
 
 def read(data_dir: str, ds, config: Dict, model=None):
@@ -49,7 +49,7 @@ def _load(run: RunContext):
     from tao_launcher.nlp.model import load_model
     from tao_launcher.tasks.punctuation_and_capitalization.model import PunctCapitModel
 
-    return load_model(run.model, run.key, TASK, PunctCapitModel)
+    return load_model(run.model, run.key, TASK, PunctCapitModel, inference=run.subtask in ("evaluate", "infer"))
 
 
 def train(spec: TrainSpec, run: RunContext) -> Dict:
@@ -100,7 +100,7 @@ def evaluate(spec: EvaluateSpec, run: RunContext) -> Dict:
     import torch
 
     from tao_launcher.core.metrics import classification_report, confusion_matrix, format_report
-    from tao_launcher.nlp.inference import torch_runner
+    from tao_launcher.core.inference import torch_runner
     from tao_launcher.tasks.punctuation_and_capitalization.model import punct_capit_f1
 
     net, tokenizer, config = _load(run)
@@ -141,7 +141,7 @@ def _restore_and_report(run: RunContext, runner: Runner, tokenizer, config: Dict
 
 
 def infer(spec: InferSpec, run: RunContext) -> Dict:
-    from tao_launcher.nlp.inference import torch_runner
+    from tao_launcher.core.inference import torch_runner
 
     texts = nlp.input_texts(spec, data.read_texts, "texts")
     net, tokenizer, config = _load(run)
@@ -149,7 +149,7 @@ def infer(spec: InferSpec, run: RunContext) -> Dict:
 
 
 def infer_onnx(spec: InferOnnxSpec, run: RunContext) -> Dict:
-    from tao_launcher.nlp.inference import onnx_runner
+    from tao_launcher.core.inference import onnx_runner
     from tao_launcher.nlp.model import load_export
 
     texts = nlp.input_texts(spec, data.read_texts, "texts")

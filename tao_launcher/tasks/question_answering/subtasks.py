@@ -21,7 +21,7 @@ from tao_launcher.tasks.question_answering.spec import (
     DatasetConvertSpec, EvaluateSpec, ExportSpec, FinetuneSpec, InferOnnxSpec, InferSpec, TrainSpec)
 
 if TYPE_CHECKING:
-    from tao_launcher.nlp.inference import Runner
+    from tao_launcher.core.inference import Runner
     from tao_launcher.tasks.question_answering.decoding import Prediction
 
 TASK = "question_answering"
@@ -62,7 +62,7 @@ def _load(run: RunContext):
     from tao_launcher.nlp.model import load_model
     from tao_launcher.tasks.question_answering.model import QuestionAnsweringNet
 
-    return load_model(run.model, run.key, TASK, QuestionAnsweringNet)
+    return load_model(run.model, run.key, TASK, QuestionAnsweringNet, inference=run.subtask in ("evaluate", "infer"))
 
 
 def train(spec: TrainSpec, run: RunContext) -> Dict:
@@ -132,7 +132,7 @@ def format_scores(scores: Dict[str, float], file: str) -> str:
 
 
 def evaluate(spec: EvaluateSpec, run: RunContext) -> Dict:
-    from tao_launcher.nlp.inference import torch_runner
+    from tao_launcher.core.inference import torch_runner
     from tao_launcher.tasks.question_answering.scoring import squad_scores
 
     net, tokenizer, config = _load(run)
@@ -174,7 +174,7 @@ def _answer_and_report(run: RunContext, runner: Runner, tokenizer, config: Dict,
 
 
 def infer(spec: InferSpec, run: RunContext) -> Dict:
-    from tao_launcher.nlp.inference import torch_runner
+    from tao_launcher.core.inference import torch_runner
 
     questions = _questions(spec)
     net, tokenizer, config = _load(run)
@@ -182,7 +182,7 @@ def infer(spec: InferSpec, run: RunContext) -> Dict:
 
 
 def infer_onnx(spec: InferOnnxSpec, run: RunContext) -> Dict:
-    from tao_launcher.nlp.inference import onnx_runner
+    from tao_launcher.core.inference import onnx_runner
     from tao_launcher.nlp.model import load_export
 
     questions = _questions(spec)

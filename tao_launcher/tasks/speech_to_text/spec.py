@@ -37,8 +37,7 @@ def _data_spec(name: str, batch_size: int, training: bool) -> type:
         fields += [
             ("max_duration", float, spec_field(16.7, "leave out utterances longer than this (seconds)", **DURATION)),
             ("min_duration", float, spec_field(0.1, "leave out utterances shorter than this (seconds)", **DURATION)),
-            ("shuffle", bool, spec_field(True, "shuffle every epoch (batches are formed from utterances of similar "
-                                               "length)")),
+            ("shuffle", bool, spec_field(True, "shuffle every epoch (random batches: batch norm needs mixed ones)")),
         ]
     fields += [
         ("skip_bad_files", bool, spec_field(False, SKIP_HELP)),
@@ -254,7 +253,7 @@ SPEC_VARIANTS = {
                               f"train {arch} from scratch, with a sentencepiece tokenizer trained on the transcripts")
        for arch in ("citrinet_256", "citrinet_384", "citrinet_1024")},
     "train_fsdd.yaml": ("train", _arch("quartznet_5x5", **{"model.encoder.channel_scale": 0.25,
-                                                            "trainer.max_epochs": 30}),
+                                                            "trainer.max_epochs": 60}),
                         "QuartzNet 5x5 at a quarter of its channels on the Free Spoken Digit Dataset (dataset_convert "
                         "dataset_name=fsdd), sized for a 2-core CPU"),
 }

@@ -103,10 +103,13 @@ def fit(net: SpeechToTextNet, vocabulary, train_utterances: Sequence, train_ds, 
     hours = sum(e["duration"] for e in train_examples) / 3600
     log.info("training on %d utterances (%.2f h) from %s, validating on %d from %s", len(train_examples), hours,
              train_ds.manifest_filepath, len(val_examples), val_ds.manifest_filepath)
+    # random training batches, not length buckets: the encoder's batch norm would learn the statistics of batches
+    # of similar-length (on FSDD: same-digit) clips; FSDD, 20 epochs: test WER 0.27 bucketed, 0.14 random
     datamodule = BucketedDataModule(
         train_examples, val_examples, seed=spec.trainer.seed, train_batch_size=train_ds.batch_size,
         val_batch_size=val_ds.batch_size, shuffle=train_ds.shuffle, train_num_workers=train_ds.num_workers,
-        val_num_workers=val_ds.num_workers, collate=collate_utterances, length=lambda e: e["features"].shape[1])
+        val_num_workers=val_ds.num_workers, collate=collate_utterances, length=lambda e: e["features"].shape[1],
+        train_bucketing=False)
     module = SpeechToTextModule(net, vocabulary, spec.optim)
     return fit_and_save(TASK, module, datamodule, spec, run, main_metric=MAIN_METRIC, main_metric_mode="min",
                         write_payload=lambda folder: write_payload(folder, net, vocabulary))

@@ -21,7 +21,7 @@ from tao_launcher.tasks.text_classification.spec import (
 if TYPE_CHECKING:
     import numpy as np
 
-    from tao_launcher.nlp.inference import Runner
+    from tao_launcher.core.inference import Runner
 
 TASK = "text_classification"
 log = logging.getLogger("tao.text_classification")
@@ -34,7 +34,7 @@ def _load(run: RunContext):
     from tao_launcher.nlp.model import load_model
     from tao_launcher.tasks.text_classification.model import TextClassifier
 
-    return load_model(run.model, run.key, TASK, TextClassifier)
+    return load_model(run.model, run.key, TASK, TextClassifier, inference=run.subtask in ("evaluate", "infer"))
 
 
 def train(spec: TrainSpec, run: RunContext) -> Dict:
@@ -88,7 +88,7 @@ def evaluate(spec: EvaluateSpec, run: RunContext) -> Dict:
     import torch
 
     from tao_launcher.core.metrics import classification_report, confusion_matrix, format_report
-    from tao_launcher.nlp.inference import torch_runner
+    from tao_launcher.core.inference import torch_runner
 
     net, tokenizer, config = _load(run)
     ds = spec.test_ds
@@ -113,7 +113,7 @@ def _report_predictions(run: RunContext, probs: np.ndarray, sentences: List[str]
 
 
 def infer(spec: InferSpec, run: RunContext) -> Dict:
-    from tao_launcher.nlp.inference import torch_runner
+    from tao_launcher.core.inference import torch_runner
 
     sentences = nlp.input_texts(spec, data.read_sentences)
     net, tokenizer, config = _load(run)
@@ -122,7 +122,7 @@ def infer(spec: InferSpec, run: RunContext) -> Dict:
 
 
 def infer_onnx(spec: InferOnnxSpec, run: RunContext) -> Dict:
-    from tao_launcher.nlp.inference import onnx_runner
+    from tao_launcher.core.inference import onnx_runner
     from tao_launcher.nlp.model import load_export
 
     sentences = nlp.input_texts(spec, data.read_sentences)

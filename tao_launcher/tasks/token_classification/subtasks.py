@@ -25,7 +25,7 @@ log = logging.getLogger("tao.token_classification")
 # imports neither, evaluate/infer/export no Lightning (tests/test_import_cost.py)
 
 if TYPE_CHECKING:
-    from tao_launcher.nlp.inference import Runner
+    from tao_launcher.core.inference import Runner
 
 
 def _label_set(label_ids: str | None, data_dir: str) -> List[str]:
@@ -43,7 +43,7 @@ def _load(run: RunContext):
     from tao_launcher.nlp.model import load_model
     from tao_launcher.tasks.token_classification.model import TokenClassifier
 
-    return load_model(run.model, run.key, TASK, TokenClassifier)
+    return load_model(run.model, run.key, TASK, TokenClassifier, inference=run.subtask in ("evaluate", "infer"))
 
 
 def train(spec: TrainSpec, run: RunContext) -> Dict:
@@ -91,7 +91,7 @@ def evaluate(spec: EvaluateSpec, run: RunContext) -> Dict:
     import torch
 
     from tao_launcher.core.metrics import classification_report, confusion_matrix, format_span_report, span_report
-    from tao_launcher.nlp.inference import torch_runner
+    from tao_launcher.core.inference import torch_runner
 
     net, tokenizer, config = _load(run)
     names = config["label_names"]
@@ -126,7 +126,7 @@ def _tag_and_report(run: RunContext, runner: Runner, tokenizer, config: Dict, te
 
 
 def infer(spec: InferSpec, run: RunContext) -> Dict:
-    from tao_launcher.nlp.inference import torch_runner
+    from tao_launcher.core.inference import torch_runner
 
     texts = nlp.input_texts(spec, data.read_sentences)
     net, tokenizer, config = _load(run)
@@ -134,7 +134,7 @@ def infer(spec: InferSpec, run: RunContext) -> Dict:
 
 
 def infer_onnx(spec: InferOnnxSpec, run: RunContext) -> Dict:
-    from tao_launcher.nlp.inference import onnx_runner
+    from tao_launcher.core.inference import onnx_runner
     from tao_launcher.nlp.model import load_export
 
     texts = nlp.input_texts(spec, data.read_sentences)
