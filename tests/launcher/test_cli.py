@@ -397,10 +397,15 @@ def test_help_examples_and_readme_agree_on_spec_paths(tao):
     readme = (REPO / "README.md").read_text()
     spec_files = re.findall(r"-e (\S+\.yaml)", readme)
     assert len(spec_files) >= 4, spec_files
-    for path in spec_files:
-        assert re.search(r"/specs/text_classification/\w+\.yaml$", path), path
-    for folder in re.findall(r"^tao \w+ download_specs -o (\S+)", readme, re.M):
-        assert folder.endswith("/specs/text_classification"), folder
+    from tao_launcher.registry import TASKS
+    from tao_launcher.spec.download import default_specs
+
+    for path in spec_files:  # /specs/<task>/<a file download_specs writes for that task>
+        match = re.search(r"/specs/(\w+)/([\w.]+\.yaml)$", path)
+        assert match and match.group(1) in TASKS, path
+        assert match.group(2) in default_specs(TASKS[match.group(1)]), path
+    for task, folder in re.findall(r"^tao (\w+) download_specs -o (\S+)", readme, re.M):
+        assert folder.endswith(f"/specs/{task}"), folder
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["text_classification", "--help"]], ids=["tao", "task"])

@@ -24,7 +24,8 @@ from tao_launcher.core.data import collate_examples
 from tao_launcher.core.encoders import resolve_encoder
 from tao_launcher.nlp import bert
 from tao_launcher.nlp.encoder import load_encoder, load_tokenizer, save_tokenizer
-from tao_launcher.nlp.inference import run_batched, torch_runner
+from tao_launcher.core.inference import torch_runner
+from tao_launcher.nlp.inference import run_batched
 from tao_launcher.nlp.model import load_model
 
 SENTENCES = [line.split("\t")[0] for line in (SAMPLE / "dev.tsv").read_text(encoding="utf-8").splitlines()[1:]]
