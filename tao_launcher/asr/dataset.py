@@ -48,19 +48,22 @@ def featurize(preprocessor, load, items: Sequence, desc: str = "features") -> Li
     return out
 
 
+def pad_features(features: Sequence[torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """(mels, frames) tensors as (batch, mels, longest) padded with zeros, and their frame counts."""
+    longest = max(f.shape[1] for f in features)
+    batch = torch.zeros((len(features), features[0].shape[0], longest))
+    for row, f in enumerate(features):
+        batch[row, :, :f.shape[1]] = f
+    return {"features": batch, "feature_lengths": torch.tensor([f.shape[1] for f in features], dtype=torch.long)}
+
+
 def collate_utterances(examples: List[Dict[str, Any]]) -> Dict[str, torch.Tensor]:
     """features (batch, mels, frames) padded with zeros, feature_lengths, targets padded with 0, target_lengths,
     durations (what the trainer counts as audio seconds)."""
-    longest = max(e["features"].shape[1] for e in examples)
-    mels = examples[0]["features"].shape[0]
-    features = torch.zeros((len(examples), mels, longest))
-    for row, e in enumerate(examples):
-        features[row, :, :e["features"].shape[1]] = e["features"]
+    padded = pad_features([e["features"] for e in examples])
     target_longest = max(len(e["targets"]) for e in examples)
     targets = torch.zeros((len(examples), max(target_longest, 1)), dtype=torch.long)
     for row, e in enumerate(examples):
         targets[row, :len(e["targets"])] = torch.tensor(e["targets"], dtype=torch.long)
-    return {"features": features,
-            "feature_lengths": torch.tensor([e["features"].shape[1] for e in examples], dtype=torch.long),
-            "targets": targets, "target_lengths": torch.tensor([len(e["targets"]) for e in examples]),
+    return {**padded, "targets": targets, "target_lengths": torch.tensor([len(e["targets"]) for e in examples]),
             "durations": torch.tensor([e["duration"] for e in examples], dtype=torch.float64)}

@@ -109,11 +109,9 @@ def transcribe(runner: Runner, preprocessor, vocabulary, config: Dict, utterance
                batch_size: int) -> List[str]:
     """Transcripts of the utterances' audio, in input order, through the torch or onnxruntime runner (one path:
     infer and infer_onnx agree). Features come from the model's own preprocessor settings, without dither."""
-    import numpy as np
-
     from tao_launcher.asr.audio import load_audio
     from tao_launcher.asr.ctc import greedy_decode
-    from tao_launcher.asr.dataset import featurize
+    from tao_launcher.asr.dataset import featurize, pad_features
     from tao_launcher.core.data import length_sorted_batches
     from tao_launcher.core.progress import track
 
@@ -123,12 +121,9 @@ def transcribe(runner: Runner, preprocessor, vocabulary, config: Dict, utterance
     texts: List[str] = [""] * len(utterances)
     for batch in track(length_sorted_batches([f.shape[1] for f in features], batch_size), desc="transcribing",
                        unit="batch"):
-        longest = max(features[i].shape[1] for i in batch)
-        feats = np.zeros((len(batch), features[batch[0]].shape[0], longest), dtype=np.float32)
-        for row, i in enumerate(batch):
-            feats[row, :, :features[i].shape[1]] = features[i].numpy()
-        lengths = np.array([features[i].shape[1] for i in batch], dtype=np.int64)
-        logprobs, encoded_lengths = runner({"audio_signal": feats, "length": lengths})
+        padded = pad_features([features[i] for i in batch])  # the padding training uses
+        logprobs, encoded_lengths = runner({"audio_signal": padded["features"].numpy(),
+                                            "length": padded["feature_lengths"].numpy()})
         for i, ids in zip(batch, greedy_decode(logprobs, encoded_lengths, blank)):
             texts[i] = vocabulary.decode(ids)
     return texts
