@@ -145,12 +145,18 @@ def scale_filters(filters: int, channel_scale: float) -> int:
     return max(8, int(round(filters * channel_scale / 8.0)) * 8)
 
 
-def build_blocks(arch: str, channel_scale: float = 1.0, blocks: Optional[Sequence[Dict]] = None) -> List[Dict]:
+def build_blocks(arch: str, channel_scale: float = 1.0, blocks: Optional[Sequence[Dict]] = None,
+                 dropout: Optional[float] = None) -> List[Dict]:
     """The block list to build: ``blocks`` as given when set (it overrides both ``arch`` and
-    ``channel_scale``), else ``ARCHS[arch]`` with every ``filters`` scaled by ``channel_scale``."""
+    ``channel_scale``), else ``ARCHS[arch]`` with every ``filters`` scaled by ``channel_scale``; ``dropout``,
+    when set, replaces every block's (QuartzNet's tables have none, and a small data set overfits without)."""
+    if dropout is not None and not 0.0 <= dropout < 1.0:
+        raise UsageError(f"encoder dropout {dropout} must be at least 0 and less than 1 (e.g. 0.1)")
     if blocks:
         out = copy.deepcopy([dict(block) for block in blocks])
         for index, block in enumerate(out):
+            if dropout is not None:
+                block["dropout"] = dropout
             block_settings(block, index)
         return out
     if arch not in ARCHS:
@@ -160,4 +166,6 @@ def build_blocks(arch: str, channel_scale: float = 1.0, blocks: Optional[Sequenc
     out = copy.deepcopy(ARCHS[arch])
     for block in out:
         block["filters"] = scale_filters(block["filters"], channel_scale)
+        if dropout is not None:
+            block["dropout"] = dropout
     return out

@@ -108,6 +108,18 @@ def test_explicit_blocks_override_arch_and_scale():
     assert len(encoder.encoder) == 5 and encoder.feat_out == 64 and encoder.stride == 4
 
 
+def test_encoder_dropout_replaces_every_blocks_own():
+    assert {b["dropout"] for b in build_blocks("quartznet_5x5", 0.25)} == {0.0}
+    for blocks in (build_blocks("jasper_10x5", 0.25, dropout=0.1), build_blocks("x", blocks=SMALL, dropout=0.1)):
+        assert {b["dropout"] for b in blocks} == {0.1}
+    encoder = ConvASREncoder(64, build_blocks("quartznet_5x5", 0.25, dropout=0.1))
+    rates = {m.p for m in encoder.modules() if isinstance(m, nn.Dropout)}
+    assert rates == {0.1}
+    assert SMALL[0].get("dropout", 0.0) != 0.1  # the caller's table is not changed
+    with pytest.raises(UsageError, match="dropout"):
+        build_blocks("quartznet_5x5", dropout=1.0)
+
+
 def test_quartznet_5x5_has_nemos_published_size():
     # QuartzNet 5x5: 6.7M parameters with the 28 characters + blank (QuartzNet paper, NeMo docs)
     model = Acoustic(64, build_blocks("quartznet_5x5"))

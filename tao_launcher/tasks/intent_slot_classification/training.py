@@ -27,7 +27,7 @@ from tao_launcher.tasks.intent_slot_classification.subtasks import MAIN_METRIC, 
 class IntentSlotModule(TaoModule):
     """The joint loss; validation: intent accuracy and slot span F1 (precision, recall)."""
 
-    def __init__(self, net: IntentSlotModel, optim_spec=None, intent_loss_weight: float = 0.6):
+    def __init__(self, net: IntentSlotModel, optim_spec, intent_loss_weight: float):
         super().__init__(optim_spec)
         self.net = net
         self.intent_labels = net.model_config["intent_labels"]

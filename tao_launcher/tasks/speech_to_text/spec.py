@@ -81,6 +81,9 @@ class EncoderSpec:
     channel_scale: float = spec_field(1.0, "multiplies every block's filters (0.25 trains on a laptop CPU; rounded "
                                            "to a multiple of 8)", min=0.01, max=8.0)
     activation: str = spec_field("relu", "activation of every block", choices=("relu", "swish"))
+    dropout: Optional[float] = spec_field(None, "dropout after every block's activation, replacing the table's "
+                                                "(null: the arch table's own, none for QuartzNet)",
+                                          min=0.0, max=0.9)
     jasper: List[Dict[str, Any]] = spec_field(
         [], "explicit block table, NeMo's jasper: list ({filters, repeat, kernel, stride, dilation, dropout, residual, "
             "separable, se}); overrides model.arch when given")
@@ -252,8 +255,14 @@ SPEC_VARIANTS = {
     **{f"train_{arch}.yaml": ("train", _arch(arch, **{"optim.lr": 0.05, "optim.betas": [0.8, 0.25]}),
                               f"train {arch} from scratch, with a sentencepiece tokenizer trained on the transcripts")
        for arch in ("citrinet_256", "citrinet_384", "citrinet_1024")},
+    # FSDD is recorded at 8 kHz: at 16 kHz a quarter of the mel bands hold only the dither, drawn once and cached,
+    # which the model memorises (40 epochs, time_width 0.2: test WER 0.093 at 16 kHz, 0.060 at 8 kHz); dropout
+    # and wider time masks against overfitting 2,700 clips of 6 speakers
     "train_fsdd.yaml": ("train", _arch("quartznet_5x5", **{"model.encoder.channel_scale": 0.25,
+                                                            "model.sample_rate": 8000,
+                                                            "model.encoder.dropout": 0.1,
+                                                            "model.spec_augment.time_width": 0.2,
                                                             "trainer.max_epochs": 60}),
                         "QuartzNet 5x5 at a quarter of its channels on the Free Spoken Digit Dataset (dataset_convert "
-                        "dataset_name=fsdd), sized for a 2-core CPU"),
+                        "dataset_name=fsdd), sized for a 2-core CPU; features at FSDD's own 8 kHz"),
 }

@@ -79,7 +79,7 @@ def train(spec: TrainSpec, run: RunContext) -> Dict:
     m = spec.model
     train_utterances = read_utterances(spec.training_ds, training=True)
     vocabulary = _vocabulary(spec, [u.text for u in train_utterances], run)
-    blocks = build_blocks(m.arch, m.encoder.channel_scale, m.encoder.jasper or None)
+    blocks = build_blocks(m.arch, m.encoder.channel_scale, m.encoder.jasper or None, dropout=m.encoder.dropout)
     config = {"arch": m.arch if not m.encoder.jasper else "custom", "sample_rate": m.sample_rate,
               "preprocessor": MelFeatures(**vars(m.preprocessor), sample_rate=m.sample_rate).config(),
               "spec_augment": dict(vars(m.spec_augment)), "blocks": blocks, "activation": m.encoder.activation,
