@@ -66,20 +66,20 @@ def split_sample(path: Path, work: Path, max_questions: int | None, max_test: in
         for article in articles:
             paragraphs = []
             for p in article["paragraphs"]:
-                qas = [q for q in p["qas"] if q["answers"] or not answerable_only]
-                if limit is not None:
-                    qas = qas[:max(0, limit - n)]
-                n += len(qas)
+                qas = p["qas"] if limit is None else p["qas"][:max(0, limit - n)]
+                n += len(qas)  # the limit counts every question: v1 gets the answerable ones of v2's questions
+                qas = [q for q in qas if q["answers"] or not answerable_only]
                 if qas:
                     paragraphs.append({"context": p["context"], "qas": qas})
             if paragraphs:
                 out.append({"title": article["title"], "paragraphs": paragraphs})
-        return out, n
+        return out
 
     for mode, answerable_only in (("v2", False), ("v1", True)):
         for split, articles, limit in (("train", sample["data"][:TRAIN_ARTICLES], max_questions),
                                        ("test", sample["data"][TRAIN_ARTICLES:], max_test)):
-            kept, n = keep(articles, limit, answerable_only)
+            kept = keep(articles, limit, answerable_only)
+            n = sum(len(p["qas"]) for a in kept for p in a["paragraphs"])
             file = folder / f"{split}_{mode}.json"
             file.write_text(json.dumps({"version": "v2.0" if mode == "v2" else "v1.1", "data": kept}))
             info[f"{split}_{mode}"] = {"file": str(file), "questions": n, "articles": len(kept),
@@ -343,8 +343,10 @@ def parse_args(argv=None):
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder (default benchmarks/out/)")
     p.add_argument("--seed", type=int, default=42, help="seed of run 1; run k uses seed+k-1")
     p.add_argument("--batch-size", type=int, default=24, help="training batch size, both systems (default 24: tao's)")
-    p.add_argument("--max-questions", type=int, help="train on the first N questions only (quick checks)")
-    p.add_argument("--max-test-questions", type=int, help="test on the first N questions only (quick checks)")
+    p.add_argument("--max-questions", type=int, help="train on the first N questions only (v1 mode: the answerable ones "
+                                                     "of those N)")
+    p.add_argument("--max-test-questions", type=int, help="test on the first N questions only (v1 mode: the "
+                                                          "answerable ones of those N; quick checks)")
     p.add_argument("--val-questions", type=int, default=64,
                    help="tao's per-epoch validation questions (not timed; 1 epoch, so it picks nothing)")
     p.add_argument("--squad-file", type=Path, default=DEFAULT_SQUAD, help="the SQuAD v2.0 sample (or $SQUAD_V2_SAMPLE)")

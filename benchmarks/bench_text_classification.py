@@ -336,7 +336,7 @@ def markdown(res: Dict[str, Any]) -> str:
                          + " / ".join(fmt(p.get("other_cores"), 2) for p in ps) + " |")
         o = inf["one_time_seconds"]
         lines += ["", "One-time costs (s, not in the throughput): " + ", ".join(f"{k} {v:.2f}" for k, v in o.items()),
-                  "", f"Dev accuracy of the benchmarked model: " + ", ".join(f"{k} {v:.4f}" for k, v in inf["dev_accuracy"].items()),
+                  "", "Dev accuracy of the benchmarked model: " + ", ".join(f"{k} {v:.4f}" for k, v in inf["dev_accuracy"].items()),
                   "", f"Tokens for the dev set: real {inf['tokens']['real']}, padded by tao (length-sorted) "
                       f"{inf['tokens']['padded_tao']}, padded by the pipeline (input order) {inf['tokens']['padded_pipeline']}", ""]
         if res.get("cli"):

@@ -51,6 +51,14 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     return soxr.resample(samples, from_rate, to_rate, quality="HQ").astype(np.float32, copy=False)
 
 
+def change_speed(samples: np.ndarray, sample_rate: int, speed: float) -> np.ndarray:
+    """The clip played ``speed`` times as fast, tempo and pitch together (Kaldi's and NeMo's speed
+    perturbation): resampled to ``sample_rate / speed`` and read at ``sample_rate``."""
+    if speed == 1.0:
+        return samples
+    return soxr.resample(samples, sample_rate, sample_rate / speed, quality="HQ").astype(np.float32, copy=False)
+
+
 def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     """Mono float32 samples of ``path`` at ``sample_rate``, resampled when the file has another rate."""
     samples, rate = read_audio(path)

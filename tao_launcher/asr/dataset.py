@@ -3,7 +3,9 @@
 NeMo decodes, resamples and featurises every clip again in every epoch; the audio does not change
 between epochs, so here each clip is read, resampled (asr/audio.py) and turned into features once,
 kept in memory (64 mels x 100 frames a second of float32: 25 KB per second of audio), and only
-SpecAugment (training) is applied per batch. Dither is drawn once, at caching time.
+SpecAugment (training) is applied per batch. Dither is drawn once, at caching time. Speed
+perturbation (``speed_copies``) fits the cache the same way: a fixed set of copies of each clip at
+other speeds, featurised once, as Kaldi's 3-way recipe does, rather than a random speed per epoch.
 
 An example is ``{"features": (mels, frames) tensor, "targets": token ids, "duration": seconds}``;
 ``collate_utterances`` pads a batch to its longest clip (the encoder masks the padding).
@@ -11,6 +13,7 @@ An example is ``{"features": (mels, frames) tensor, "targets": token ids, "durat
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Dict, List, Sequence
 
 import torch
@@ -27,6 +30,31 @@ def audio_batch(clips: Sequence) -> Dict[str, torch.Tensor]:
     for row, clip in enumerate(clips):
         audio[row, :len(clip)] = torch.as_tensor(clip, dtype=torch.float32)
     return {"audio": audio, "lengths": torch.tensor([len(c) for c in clips], dtype=torch.long)}
+
+
+@dataclass(frozen=True)
+class SpeedCopy:
+    """An utterance played at ``speed`` (1.0: as recorded); ``duration`` is the copy's."""
+
+    utterance: Any
+    speed: float
+
+    @property
+    def duration(self) -> float:
+        return self.utterance.duration / self.speed
+
+
+def extra_speeds(speeds: Sequence[float]) -> List[float]:
+    """The speeds that add copies: 1.0 (the recording itself) and repeats left out, in increasing order."""
+    return sorted({float(s) for s in speeds} - {1.0})
+
+
+def speed_copies(utterances: Sequence, speeds: Sequence[float] = (),
+                 max_duration: float = float("inf")) -> List[SpeedCopy]:
+    """Every utterance as recorded, then again at each of ``extra_speeds(speeds)``; a copy slowed beyond
+    ``max_duration`` seconds is left out (the recordings were already cut to it)."""
+    copies = [SpeedCopy(u, speed) for speed in extra_speeds(speeds) for u in utterances]
+    return [SpeedCopy(u, 1.0) for u in utterances] + [c for c in copies if c.duration <= max_duration]
 
 
 def featurize(preprocessor, load, items: Sequence, desc: str = "features") -> List[torch.Tensor]:

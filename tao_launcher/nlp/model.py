@@ -165,6 +165,16 @@ def load_model(path: Path, key: str, task: str, net_cls: Type[EncoderNet], *, in
         return read_model(folder, net_cls, inference=inference)
 
 
+#: subtasks that only run the model forward, so may load it without transformers (read_model's ``inference``);
+#: finetune trains transformers' classes and export saves and traces them
+INFERENCE_SUBTASKS = ("evaluate", "infer")
+
+
+def load_run_model(run, task: str, net_cls: Type[EncoderNet]) -> Tuple[EncoderNet, object, Dict]:
+    """Network, tokenizer and config of the run's ``-m`` archive, as the run's subtask needs them."""
+    return load_model(run.model, run.key, task, net_cls, inference=run.subtask in INFERENCE_SUBTASKS)
+
+
 def load_export(path: Path, key: str, task: str) -> Tuple[bytes, object, Dict]:
     """model.onnx bytes, tokenizer and config of an export of ``task``: an encrypted ``.eonnx``/``.riva``
     archive, or the ``model.onnx`` of a plain export folder (export_format=ONNX encrypt=false)."""

@@ -315,7 +315,7 @@ def resolve_spec(schema: type, spec_file: Path | None = None, overrides: List[st
             # match the last component anywhere (e.g. 'max_epochs' -> 'trainer.max_epochs')
             close = [k for k in leaves if k.rsplit(".", 1)[-1] == key.rsplit(".", 1)[-1]][:1]
         return f"; did you mean {close[0]}?" if close else \
-            f"; valid keys are listed by --help"
+            "; valid keys are listed by --help"
 
     def apply(values: Dict[str, Any], where: Dict[str, str]) -> None:
         for key, value in values.items():

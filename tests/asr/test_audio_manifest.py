@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from tao_launcher.asr.audio import audio_info, load_audio, read_audio, resample, write_wav
+from tao_launcher.asr.audio import audio_info, change_speed, load_audio, read_audio, resample, write_wav
+from tao_launcher.asr.dataset import speed_copies
 from tao_launcher.asr.manifest import Utterance, read_manifest, write_manifest
 from tao_launcher.asr.text import CHAR_VOCABULARY, normalize_transcript, number_words
 from tao_launcher.errors import DataError
@@ -59,6 +60,26 @@ def test_resample_gives_the_new_length_and_keeps_the_pitch(src, dst):
     out = resample(sine(1.0, src, freq=300), src, dst)
     assert out.dtype == np.float32 and abs(len(out) - dst) <= 1
     assert peak_hz(out, dst) == pytest.approx(300, abs=2)
+
+
+@pytest.mark.parametrize("speed", [0.9, 1.1])
+def test_change_speed_scales_duration_and_pitch_together(speed):
+    out = change_speed(sine(1.0, 16000, freq=300), 16000, speed)
+    assert out.dtype == np.float32 and abs(len(out) - 16000 / speed) <= 1
+    assert peak_hz(out, 16000) == pytest.approx(300 * speed, abs=2)
+
+
+def test_speed_copies_keep_the_originals_first_and_scale_durations():
+    utterances = [Utterance(Path("/a.wav"), 2.0, "a", 1), Utterance(Path("/b.wav"), 1.0, "b", 2)]
+    copies = speed_copies(utterances, [1.1, 0.8, 1.0, 1.1])
+    assert [(c.utterance.text, c.speed) for c in copies] == [
+        ("a", 1.0), ("b", 1.0), ("a", 0.8), ("b", 0.8), ("a", 1.1), ("b", 1.1)]
+    assert copies[2].duration == pytest.approx(2.5) and copies[4].duration == pytest.approx(2.0 / 1.1)
+    assert [c.speed for c in speed_copies(utterances)] == [1.0, 1.0]
+    slowed = speed_copies(utterances, [0.8, 1.1], max_duration=2.0)  # a 2.5 s copy is over the limit
+    assert [(c.utterance.text, c.speed) for c in slowed] == [("a", 1.0), ("b", 1.0), ("b", 0.8), ("a", 1.1), ("b", 1.1)]
+    clip = sine(0.1, 8000)
+    assert change_speed(clip, 8000, 1.0) is clip  # the recorded copy is not resampled
 
 
 def test_load_audio_resamples_only_when_the_rates_differ(tmp_path):

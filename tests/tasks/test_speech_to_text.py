@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -178,8 +179,14 @@ def test_ljspeech_citrinet_with_a_trained_tokenizer_runs_every_step(tmp_path):
     assert_ok(tao(ASR, "train", "-r", tmp_path / "train", "-k", KEY, "model.arch=citrinet_256",
                   "model.encoder.channel_scale=0.125", "model.tokenizer.vocab_size=64", "trainer.max_steps=3",
                   "training_ds.batch_size=8", f"training_ds.manifest_filepath={train}",
+                  "training_ds.speed_perturb=[0.9,1.1]",
                   f"validation_ds.manifest_filepath={test}", "trainer.enable_progress_bar=false"))
     model = tmp_path / "train" / ARCHIVE
+    n_train = len(train.read_text().splitlines())
+    trained = re.search(r"training on (\d+) utterances \(with their copies at speeds 0\.9, 1\.1\)",
+                        (tmp_path / "train" / "log.txt").read_text())
+    # the copies are there; a few clips (of any speed) are too short for Citrinet's 8x stride and left out
+    assert trained and 2 * n_train < int(trained.group(1)) <= 3 * n_train
     assert (tmp_path / "train" / "tokenizer" / "tokenizer.model").is_file()
     assert_ok(tao(ASR, "evaluate", "-r", tmp_path / "evaluate", "-k", KEY, "-m", model,
                   f"test_ds.manifest_filepath={test}"))

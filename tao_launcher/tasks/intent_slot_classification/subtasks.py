@@ -56,10 +56,10 @@ def _label_sets(class_labels, data_dir: str) -> Tuple[List[str], List[str]]:
 
 def _load(run: RunContext):
     """Network, tokenizer and model config of the ``-m`` archive."""
-    from tao_launcher.nlp.model import load_model
+    from tao_launcher.nlp.model import load_run_model
     from tao_launcher.tasks.intent_slot_classification.model import IntentSlotModel
 
-    return load_model(run.model, run.key, TASK, IntentSlotModel, inference=run.subtask in ("evaluate", "infer"))
+    return load_run_model(run, TASK, IntentSlotModel)
 
 
 def train(spec: TrainSpec, run: RunContext) -> Dict:

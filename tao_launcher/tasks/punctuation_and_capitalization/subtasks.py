@@ -46,10 +46,10 @@ def _check_weight(weight: float) -> float:
 
 def _load(run: RunContext):
     """Network, tokenizer and model config of the ``-m`` archive."""
-    from tao_launcher.nlp.model import load_model
+    from tao_launcher.nlp.model import load_run_model
     from tao_launcher.tasks.punctuation_and_capitalization.model import PunctCapitModel
 
-    return load_model(run.model, run.key, TASK, PunctCapitModel, inference=run.subtask in ("evaluate", "infer"))
+    return load_run_model(run, TASK, PunctCapitModel)
 
 
 def train(spec: TrainSpec, run: RunContext) -> Dict:

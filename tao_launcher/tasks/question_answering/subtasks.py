@@ -59,10 +59,10 @@ def windows_of(tokenizer, questions: Sequence[data.Question], config: Dict):
 
 def _load(run: RunContext):
     """Network, tokenizer and model config of the ``-m`` archive."""
-    from tao_launcher.nlp.model import load_model
+    from tao_launcher.nlp.model import load_run_model
     from tao_launcher.tasks.question_answering.model import QuestionAnsweringNet
 
-    return load_model(run.model, run.key, TASK, QuestionAnsweringNet, inference=run.subtask in ("evaluate", "infer"))
+    return load_run_model(run, TASK, QuestionAnsweringNet)
 
 
 def train(spec: TrainSpec, run: RunContext) -> Dict:

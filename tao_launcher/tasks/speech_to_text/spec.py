@@ -13,7 +13,7 @@ from dataclasses import dataclass, make_dataclass
 from typing import Any, ClassVar, Dict, List, Optional
 
 from tao_launcher.spec.schema import (
-    COUNT_OR_ALL, FRACTION, LEARNING_RATE, POSITIVE, REQUIRED, WORKERS, ExportFields, OptimSpec, SchedSpec, SpecBase,
+    COUNT_OR_ALL, DROPOUT, FRACTION, LEARNING_RATE, POSITIVE, REQUIRED, WORKERS, ExportFields, OptimSpec, SchedSpec, SpecBase,
     TrainerSpec, section, spec_field)
 
 ARCHS = ("quartznet_5x5", "quartznet_15x5", "jasper_10x5", "citrinet_256", "citrinet_384", "citrinet_1024")
@@ -38,6 +38,10 @@ def _data_spec(name: str, batch_size: int, training: bool) -> type:
             ("max_duration", float, spec_field(16.7, "leave out utterances longer than this (seconds)", **DURATION)),
             ("min_duration", float, spec_field(0.1, "leave out utterances shorter than this (seconds)", **DURATION)),
             ("shuffle", bool, spec_field(True, "shuffle every epoch (random batches: batch norm needs mixed ones)")),
+            ("speed_perturb", List[float], spec_field(
+                [], "extra copies of every clip played at these speeds, e.g. [0.9, 1.1] (Kaldi's 3-way speed "
+                    "perturbation); featurised once with the rest, so an epoch trains on every copy; a copy slowed "
+                    "beyond max_duration is left out", min=0.5, max=2.0)),
         ]
     fields += [
         ("skip_bad_files", bool, spec_field(False, SKIP_HELP)),
@@ -82,8 +86,7 @@ class EncoderSpec:
                                            "to a multiple of 8)", min=0.01, max=8.0)
     activation: str = spec_field("relu", "activation of every block", choices=("relu", "swish"))
     dropout: Optional[float] = spec_field(None, "dropout after every block's activation, replacing the table's "
-                                                "(null: the arch table's own, none for QuartzNet)",
-                                          min=0.0, max=0.9)
+                                                "(null: the arch table's own, none for QuartzNet)", **DROPOUT)
     jasper: List[Dict[str, Any]] = spec_field(
         [], "explicit block table, NeMo's jasper: list ({filters, repeat, kernel, stride, dilation, dropout, residual, "
             "separable, se}); overrides model.arch when given")

@@ -61,26 +61,30 @@ class SpeechToTextModule(TaoModule):
         self.log("val_cer", char_errors / chars if chars else 1.0, sync_dist=False, prog_bar=True)
 
 
-def examples(net: SpeechToTextNet, vocabulary, utterances: Sequence, training: bool, what: str) -> List[Dict]:
-    """Cached features and token ids of the utterances; one whose transcript has no token of the vocabulary, or
-    that is too short for its transcript under CTC, is left out and counted."""
-    from tao_launcher.asr.audio import load_audio
-    from tao_launcher.asr.dataset import featurize
+def examples(net: SpeechToTextNet, vocabulary, utterances: Sequence, training: bool, what: str,
+             speeds: Sequence[float] = (), max_duration: float = float("inf")) -> List[Dict]:
+    """Cached features and token ids of the utterances, and of their copies at each of ``speeds``
+    (training_ds.speed_perturb); one whose transcript has no token of the vocabulary, or that is too short for
+    its transcript under CTC, is left out and counted."""
+    from tao_launcher.asr.audio import change_speed, load_audio
+    from tao_launcher.asr.dataset import featurize, speed_copies
     from tao_launcher.asr.blocks import total_stride
 
     rate = net.model_config["sample_rate"]
     net.preprocessor.train(training)  # dither on the training audio only
-    features = featurize(net.preprocessor, lambda u: load_audio(u.audio_filepath, rate), utterances,
+    clips = speed_copies(utterances, speeds, max_duration)
+    features = featurize(net.preprocessor,
+                         lambda c: change_speed(load_audio(c.utterance.audio_filepath, rate), rate, c.speed), clips,
                          desc=f"{what} features")
     stride = total_stride(net.model_config["blocks"])
     out, unusable, unknown = [], 0, set()
-    for u, f in zip(utterances, features):
-        targets = vocabulary.encode(u.text)
-        unknown |= vocabulary.unknown(u.text)
+    for c, f in zip(clips, features):
+        targets = vocabulary.encode(c.utterance.text)
+        unknown |= vocabulary.unknown(c.utterance.text)
         if not targets or len(targets) > (f.shape[1] + stride - 1) // stride:
             unusable += 1
             continue
-        out.append({"features": f, "targets": targets, "duration": u.duration})
+        out.append({"features": f, "targets": targets, "duration": c.duration})
     if unknown:
         log.warning("%s transcripts hold characters outside model.labels, left out of the targets: %s (normalise "
                     "them with dataset_convert dataset_name=manifest)", what, " ".join(sorted(repr(c) for c in unknown)))
@@ -95,14 +99,17 @@ def examples(net: SpeechToTextNet, vocabulary, utterances: Sequence, training: b
 
 def fit(net: SpeechToTextNet, vocabulary, train_utterances: Sequence, train_ds, val_ds, spec, run) -> Dict:
     """train's and finetune's one path: features once, length-bucketed batches, then ``fit_and_save``."""
-    from tao_launcher.asr.dataset import collate_utterances
+    from tao_launcher.asr.dataset import collate_utterances, extra_speeds
 
     val_utterances = read_utterances(val_ds)
-    train_examples = examples(net, vocabulary, train_utterances, True, "training")
+    train_examples = examples(net, vocabulary, train_utterances, True, "training", speeds=train_ds.speed_perturb,
+                              max_duration=train_ds.max_duration)
     val_examples = examples(net, vocabulary, val_utterances, False, "validation")
     hours = sum(e["duration"] for e in train_examples) / 3600
-    log.info("training on %d utterances (%.2f h) from %s, validating on %d from %s", len(train_examples), hours,
-             train_ds.manifest_filepath, len(val_examples), val_ds.manifest_filepath)
+    speeds = extra_speeds(train_ds.speed_perturb)
+    copies = f" (with their copies at speeds {', '.join(f'{s:g}' for s in speeds)})" if speeds else ""
+    log.info("training on %d utterances%s (%.2f h) from %s, validating on %d from %s", len(train_examples), copies,
+             hours, train_ds.manifest_filepath, len(val_examples), val_ds.manifest_filepath)
     # random training batches, not length buckets: the encoder's batch norm would learn the statistics of batches
     # of similar-length (on FSDD: same-digit) clips; FSDD, 20 epochs: test WER 0.27 bucketed, 0.14 random
     datamodule = BucketedDataModule(

@@ -31,10 +31,10 @@ log = logging.getLogger("tao.text_classification")
 
 def _load(run: RunContext):
     """Network, tokenizer and model config of the ``-m`` archive."""
-    from tao_launcher.nlp.model import load_model
+    from tao_launcher.nlp.model import load_run_model
     from tao_launcher.tasks.text_classification.model import TextClassifier
 
-    return load_model(run.model, run.key, TASK, TextClassifier, inference=run.subtask in ("evaluate", "infer"))
+    return load_run_model(run, TASK, TextClassifier)
 
 
 def train(spec: TrainSpec, run: RunContext) -> Dict:

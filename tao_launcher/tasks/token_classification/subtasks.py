@@ -40,10 +40,10 @@ def read(data_dir: str, ds, label_names: Sequence[str]):
 
 def _load(run: RunContext):
     """Network, tokenizer and model config of the ``-m`` archive."""
-    from tao_launcher.nlp.model import load_model
+    from tao_launcher.nlp.model import load_run_model
     from tao_launcher.tasks.token_classification.model import TokenClassifier
 
-    return load_model(run.model, run.key, TASK, TokenClassifier, inference=run.subtask in ("evaluate", "infer"))
+    return load_run_model(run, TASK, TokenClassifier)
 
 
 def train(spec: TrainSpec, run: RunContext) -> Dict:
