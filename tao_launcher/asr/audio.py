@@ -44,7 +44,7 @@ def read_audio(path: str | Path) -> Tuple[np.ndarray, int]:
     return np.clip(mono, -1.0, 1.0), int(rate)  # a float file may hold values beyond full scale
 
 
-def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+def resample(samples: np.ndarray, from_rate: float, to_rate: float) -> np.ndarray:
     """``samples`` at ``to_rate`` (soxr, high quality); the same array when the rates agree."""
     if from_rate == to_rate:
         return samples
@@ -54,9 +54,7 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
 def change_speed(samples: np.ndarray, sample_rate: int, speed: float) -> np.ndarray:
     """The clip played ``speed`` times as fast, tempo and pitch together (Kaldi's and NeMo's speed
     perturbation): resampled to ``sample_rate / speed`` and read at ``sample_rate``."""
-    if speed == 1.0:
-        return samples
-    return soxr.resample(samples, sample_rate, sample_rate / speed, quality="HQ").astype(np.float32, copy=False)
+    return resample(samples, sample_rate, sample_rate / speed)
 
 
 def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:

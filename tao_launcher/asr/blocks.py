@@ -154,18 +154,17 @@ def build_blocks(arch: str, channel_scale: float = 1.0, blocks: Optional[Sequenc
         raise UsageError(f"encoder dropout {dropout} must be at least 0 and less than 1 (e.g. 0.1)")
     if blocks:
         out = copy.deepcopy([dict(block) for block in blocks])
-        for index, block in enumerate(out):
-            if dropout is not None:
-                block["dropout"] = dropout
-            block_settings(block, index)
-        return out
-    if arch not in ARCHS:
-        raise UsageError(f"model arch {arch!r} is not known: use one of {', '.join(ARCHS)}")
-    if not (channel_scale > 0 and math.isfinite(channel_scale)):
-        raise UsageError(f"channel_scale {channel_scale} must be a positive number (e.g. 0.25 or 1.0)")
-    out = copy.deepcopy(ARCHS[arch])
-    for block in out:
-        block["filters"] = scale_filters(block["filters"], channel_scale)
+    else:
+        if arch not in ARCHS:
+            raise UsageError(f"model arch {arch!r} is not known: use one of {', '.join(ARCHS)}")
+        if not (channel_scale > 0 and math.isfinite(channel_scale)):
+            raise UsageError(f"channel_scale {channel_scale} must be a positive number (e.g. 0.25 or 1.0)")
+        out = copy.deepcopy(ARCHS[arch])
+        for block in out:
+            block["filters"] = scale_filters(block["filters"], channel_scale)
+    for index, block in enumerate(out):
         if dropout is not None:
             block["dropout"] = dropout
+        if blocks:
+            block_settings(block, index)  # the built-in tables are known good
     return out
