@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Dict, List, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from tao_launcher.asr.blocks import block_settings, total_stride
@@ -36,6 +37,10 @@ def time_mask(lengths: torch.Tensor, size: int, dtype=torch.float32) -> torch.Te
 class MaskedConv1d(nn.Module):
     """Conv1d with 'same' padding for odd kernels that zeroes its input past each clip's length first and
     returns the new lengths (changed only by a stride)."""
+
+    # The banded form (below) of depthwise convs is used in training, and in evaluation where this is set: the
+    # training module's validation sets it; inference and export keep the plain convolution.
+    banded_eval = False
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  dilation: int = 1, groups: int = 1, bias: bool = False):
@@ -57,7 +62,7 @@ class MaskedConv1d(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         x = x * time_mask(lengths, x.shape[-1], x.dtype)
-        if self.training and self._banded(x):
+        if (self.training or self.banded_eval) and self._banded(x):
             return banded_depthwise_conv(x, self.conv.weight, self.conv.dilation[0]), lengths
         return self.conv(x), self.output_lengths(lengths)
 
@@ -75,14 +80,40 @@ BANDED_MAX_ELEMENTS = 8 * 2**20
 
 
 def banded_depthwise_conv(x: torch.Tensor, weight: torch.Tensor, dilation: int) -> torch.Tensor:
-    """A 'same'-padded depthwise conv1d (stride 1) of ``x`` (B, C, T) with ``weight`` (C, 1, K) as an einsum."""
+    """A 'same'-padded depthwise conv1d (stride 1) of ``x`` (B, C, T) with ``weight`` (C, 1, K) as one batched
+    matrix product over channels.
+
+    Output step t takes input step s through tap ``s - t + pad`` of the dilated kernel, so each channel's
+    (T x T) matrix is a Toeplitz band: the windows of one padded, reversed kernel row (``unfold``, whose
+    backward sums the diagonals without a scatter). Reading the rows reversed is undone by reversing time in
+    ``x``. Both operands are made contiguous: ``bmm`` on strided views falls back to one product per channel.
+    """
     steps, kernel = x.shape[-1], weight.shape[-1]
-    position = torch.arange(steps, device=x.device)
-    offset = position[None, :] - position[:, None] + dilation * (kernel - 1) // 2  # (out, in): tap x dilation
-    tap = torch.div(offset, dilation, rounding_mode="floor")
-    valid = (offset >= 0) & (offset % dilation == 0) & (tap < kernel)
-    band = weight[:, 0][:, tap.clamp(0, kernel - 1)] * valid.to(weight.dtype)  # (C, out, in)
-    return torch.einsum("cts,bcs->bct", band, x)
+    taps = weight[:, 0]
+    if dilation > 1:  # the dilated kernel: dilation - 1 zeros between taps
+        taps = F.pad(taps.unsqueeze(-1), (0, dilation - 1)).flatten(1)[:, :dilation * (kernel - 1) + 1]
+    left = steps - 1 - dilation * (kernel - 1) // 2  # row[j] is the tap for s - t = j - (T - 1); negative: crop
+    row = F.pad(taps, (left, 2 * steps - 1 - left - taps.shape[-1]))
+    band = row.flip(-1).unfold(1, steps, 1).contiguous()  # (C, T, T): band[c, t, k] = row[2T - 2 - t - k]
+    out = torch.bmm(band, x.flip(-1).permute(1, 2, 0).contiguous())  # (C, T, B)
+    return out.permute(2, 0, 1).contiguous()
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` with a cheaper mask on the CPU: 16 random bits per element, taken four at a time from
+    full-range int64 draws, instead of a float Bernoulli draw each. Drawing the mask was a sixth of a QuartzNet
+    training step on a 2-core CPU (benchmarks/RESULTS.md). The keep probability is 1 - p to 1/65536 and kept
+    values are scaled by its inverse, so the expected output is the input, as ``nn.Dropout``'s. Other devices
+    and evaluation use ``nn.Dropout`` itself."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0 or x.device.type != "cpu" or self.inplace:
+            return super().forward(x)
+        count = x.numel()
+        bits = torch.empty((count + 3) // 4, dtype=torch.int64).random_(-2**63, None)  # every bit random
+        threshold = min(32767, round(-32768 + self.p * 65536))
+        keep = bits.view(torch.int16)[:count].view(x.shape) >= threshold
+        return x * (keep.to(x.dtype) * (65536 / (32768 - threshold)))
 
 
 class SqueezeExcite(nn.Module):
@@ -130,7 +161,7 @@ class JasperBlock(nn.Module):
             layers += _conv_bn(channels, filters, kernel, stride if last or not stride_last else 1, dilation,
                                separable)
             if not last:
-                layers += [ACTIVATIONS[activation](), nn.Dropout(dropout)]
+                layers += [ACTIVATIONS[activation](), Dropout(dropout)]
             channels = filters
         if se:
             layers.append(SqueezeExcite(filters, se_reduction_ratio, activation))
@@ -140,7 +171,7 @@ class JasperBlock(nn.Module):
             res_stride = stride if residual_mode == "stride_add" else 1
             self.res = nn.ModuleList([nn.ModuleList([MaskedConv1d(in_channels, filters, 1, res_stride),
                                                      nn.BatchNorm1d(filters, eps=1e-3, momentum=0.1)])])
-        self.mout = nn.Sequential(ACTIVATIONS[activation](), nn.Dropout(dropout))
+        self.mout = nn.Sequential(ACTIVATIONS[activation](), Dropout(dropout))
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         out, out_lengths = x, lengths

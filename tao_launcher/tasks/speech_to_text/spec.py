@@ -265,7 +265,8 @@ SPEC_VARIANTS = {
                                                             "model.sample_rate": 8000,
                                                             "model.encoder.dropout": 0.1,
                                                             "model.spec_augment.time_width": 0.2,
-                                                            "trainer.max_epochs": 60}),
+                                                            "trainer.max_epochs": 80,
+                                                            "trainer.checkpoint_every_n_steps": 0}),
                         "QuartzNet 5x5 at a quarter of its channels on the Free Spoken Digit Dataset (dataset_convert "
                         "dataset_name=fsdd), sized for a 2-core CPU; features at FSDD's own 8 kHz"),
 }
