@@ -187,13 +187,15 @@ def test_onnx_export_matches_torch(tmp_path):
 
 
 def test_banded_depthwise_conv_is_the_convolution_it_replaces_in_training():
-    """The training-time einsum computes the plain depthwise convolution, values and gradients, dilated too."""
+    """The training-time banded product computes the plain depthwise convolution, values and gradients, dilated
+    too, and with kernels wider than the clip."""
     import torch.nn.functional as F
 
     from tao_launcher.asr.encoder import banded_depthwise_conv
 
     torch.manual_seed(0)
-    for channels, steps, kernel, dilation in ((8, 30, 7, 1), (16, 20, 33, 1), (4, 40, 9, 2)):
+    for channels, steps, kernel, dilation in ((8, 30, 7, 1), (16, 20, 33, 1), (4, 40, 9, 2), (4, 10, 33, 1),
+                                              (4, 6, 5, 3)):
         x = torch.randn(3, channels, steps, requires_grad=True)
         w = torch.randn(channels, 1, kernel, requires_grad=True)
         plain = F.conv1d(x, w, padding=dilation * (kernel - 1) // 2, dilation=dilation, groups=channels)
@@ -202,3 +204,24 @@ def test_banded_depthwise_conv_is_the_convolution_it_replaces_in_training():
         grads = torch.autograd.grad(plain.square().sum(), (x, w))
         assert all(torch.allclose(a, b, atol=1e-3) for a, b in
                    zip(grads, torch.autograd.grad(banded.square().sum(), (x, w))))
+
+
+def test_cpu_dropout_keeps_one_minus_p_scaled_and_is_the_identity_in_eval():
+    """The integer-drawn mask: keep rate 1 - p, kept values scaled by its inverse (the mean is kept), the same
+    mask in the gradient, a new mask each call, and nothing at all in evaluation."""
+    from tao_launcher.asr.encoder import Dropout
+
+    torch.manual_seed(0)
+    drop = Dropout(0.1)
+    x = torch.ones(400, 1000, requires_grad=True)
+    y = drop(x)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.9) < 0.003
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.9), rtol=1e-4)
+    assert abs(y.mean().item() - 1.0) < 0.005
+    (grad,) = torch.autograd.grad(y.sum(), x)
+    assert torch.equal(grad, y.detach())
+    assert not torch.equal(drop(x) != 0, kept)
+    drop.eval()
+    assert torch.equal(drop(x), x)
+    assert isinstance(drop, nn.Dropout) and drop.p == 0.1
