@@ -69,7 +69,8 @@ printf '%s\n' "${NODEPS_PACKAGES[@]}" >"$tmp/requirements-nodeps.txt"
     -r "$tmp/requirements-nodeps.txt" >&2
 
 # The offline base must get the CPU torch and nothing CUDA.
-ls "$tmp" | grep -qE "^torch-${TORCH_VERSION//./\\.}[+-]" || die "torch $TORCH_VERSION is not in the wheelhouse"
+# A glob, not `ls | grep -q`: under pipefail, grep -q leaving early can fail the pipe with ls's SIGPIPE.
+compgen -G "$tmp/torch-$TORCH_VERSION[+-]*.whl" >/dev/null || die "torch $TORCH_VERSION is not in the wheelhouse"
 if ls "$tmp" | grep -iE '^(nvidia|triton|cuda)[-_]'; then
     die "CUDA wheels in the wheelhouse (above): torch must resolve to the CPU wheel"
 fi
