@@ -13,8 +13,8 @@ from dataclasses import dataclass, make_dataclass
 from typing import Any, ClassVar, Dict, List, Optional
 
 from tao_launcher.spec.schema import (
-    COUNT_OR_ALL, DROPOUT, FRACTION, LEARNING_RATE, POSITIVE, REQUIRED, WORKERS, ExportFields, OptimSpec, SchedSpec, SpecBase,
-    TrainerSpec, section, spec_field)
+    COUNT_OR_ALL, DROPOUT, FRACTION, LEARNING_RATE, POSITIVE, REQUIRED, WORKERS, ExportFields, OptimSpec, SchedSpec,
+    SpecBase, TrainerSpec, section, spec_field)
 
 ARCHS = ("quartznet_5x5", "quartznet_15x5", "jasper_10x5", "citrinet_256", "citrinet_384", "citrinet_1024")
 # NeMo's QuartzNet/Jasper character set: blank is the extra last class of the decoder
