@@ -219,6 +219,23 @@ def test_questions_are_cut_to_max_query_length(tokenizer):
     assert w.context_start == 1 + 10 + 1
 
 
+
+def test_the_loss_sees_only_cls_and_the_context_as_answer_positions(tokenizer):
+    """Training's softmax runs over the positions decoding can pick: [CLS] and the window's context tokens."""
+    from tao_launcher.core.data import collate_examples
+    from tao_launcher.tasks.question_answering.training import answer_positions
+
+    questions = [data.Question("q1", "Which city is it?", "It is Paris.", [("Paris", 6)]),
+                 data.Question("q2", "Where?", "A much longer context about the river Seine in Paris.", [])]
+    windows = make_windows(tokenizer, questions, 64, 16, 16)
+    batch = collate_examples([w.example(k) for k, w in enumerate(windows)], pad_id=tokenizer.pad_token_id)
+    allowed = answer_positions(batch)
+    assert allowed.shape == batch["input_ids"].shape
+    for row, w in zip(allowed.tolist(), windows):
+        context = range(w.context_start, w.context_start + len(w.offsets))
+        assert [k for k, on in enumerate(row) if on] == [NO_ANSWER, *context]  # no question, separator, padding
+        assert row[w.start_position] and row[w.end_position]  # every label is a position the loss sees
+
 # ----------------------------------------------------------------------------- decoding
 
 def window(question: int, n_context: int, offsets=None) -> Window:

@@ -1,6 +1,8 @@
 """Training of the QA network: its LightningModule and the fit shared by train and finetune.
 
-Loss: the mean of the start and the end cross-entropy over each window's positions (padding masked).
+Loss: the mean of the start and the end cross-entropy over the positions an answer can take ([CLS], "no
+answer", and the window's context tokens; NeMo and Hugging Face also put the question, separators and, for
+HF, the padding in the softmax, which only teaches the head what decoding never picks).
 Validation decodes every question of the validation file from all its windows (decoding.py) and scores
 it with the official SQuAD rules (scoring.py): ``val_exact_match`` and ``val_f1`` in percent; the main
 metric is ``val_f1``. Only train and finetune import this module (and with it pytorch_lightning).
@@ -21,9 +23,18 @@ from tao_launcher.tasks.question_answering.decoding import decode_all
 from tao_launcher.tasks.question_answering.model import QuestionAnsweringNet
 from tao_launcher.tasks.question_answering.scoring import squad_scores
 from tao_launcher.tasks.question_answering.subtasks import TASK, log, usable, windows_of
-from tao_launcher.tasks.question_answering.windows import Window
+from tao_launcher.tasks.question_answering.windows import NO_ANSWER, Window
 
 MAIN_METRIC = "val_f1"
+
+
+def answer_positions(batch: Dict[str, torch.Tensor]) -> torch.Tensor:
+    """(batch, sequence) bool: where an answer may start or end, the positions decoding.py considers: [CLS]
+    (no answer) and the window's context tokens. The question, the separators and the padding are left
+    out of the softmax."""
+    positions = torch.arange(batch["input_ids"].shape[1], device=batch["input_ids"].device)
+    inside = ((positions >= batch["context_start"].unsqueeze(1)) & (positions < batch["context_end"].unsqueeze(1)))
+    return inside | (positions == NO_ANSWER)
 
 
 class QuestionAnsweringModule(TaoModule):
@@ -40,9 +51,8 @@ class QuestionAnsweringModule(TaoModule):
         self._outputs: Dict[int, np.ndarray] = {}
 
     def _logits_loss(self, batch):
-        mask = batch["attention_mask"]
-        logits = self.net(batch["input_ids"], mask, batch["token_type_ids"])
-        masked = logits.masked_fill(mask.unsqueeze(-1) == 0, torch.finfo(logits.dtype).min)
+        logits = self.net(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+        masked = logits.masked_fill(~answer_positions(batch).unsqueeze(-1), torch.finfo(logits.dtype).min)
         loss = (nn.functional.cross_entropy(masked[..., 0], batch["start_positions"]) +
                 nn.functional.cross_entropy(masked[..., 1], batch["end_positions"])) / 2
         return logits, loss

@@ -41,7 +41,8 @@ class Window:
     def example(self, index: int) -> Dict[str, object]:
         """What collate_examples batches: ids, token types, the two labels and the window's index."""
         return {"input_ids": self.input_ids, "token_type_ids": self.token_type_ids,
-                "start_positions": self.start_position, "end_positions": self.end_position, "window": index}
+                "start_positions": self.start_position, "end_positions": self.end_position, "window": index,
+                "context_start": self.context_start, "context_end": self.context_start + len(self.offsets)}
 
 
 @dataclass(frozen=True)
