@@ -256,7 +256,8 @@ def run() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(2)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort:   # click's wrapping of a Ctrl-C that came before a runner took signals over
+        click.echo("tao: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except TaoError as err:
         click.echo(f"tao: error: {err}", err=True)
