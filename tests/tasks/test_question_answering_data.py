@@ -219,7 +219,6 @@ def test_questions_are_cut_to_max_query_length(tokenizer):
     assert w.context_start == 1 + 10 + 1
 
 
-
 def test_the_loss_sees_only_cls_and_the_context_as_answer_positions(tokenizer):
     """Training's softmax runs over the positions decoding can pick: [CLS] and the window's context tokens."""
     from tao_launcher.core.data import collate_examples
@@ -235,6 +234,7 @@ def test_the_loss_sees_only_cls_and_the_context_as_answer_positions(tokenizer):
         context = range(w.context_start, w.context_start + len(w.offsets))
         assert [k for k, on in enumerate(row) if on] == [NO_ANSWER, *context]  # no question, separator, padding
         assert row[w.start_position] and row[w.end_position]  # every label is a position the loss sees
+
 
 # ----------------------------------------------------------------------------- decoding
 

@@ -38,11 +38,16 @@ class Window:
     start_position: int = NO_ANSWER
     end_position: int = NO_ANSWER
 
+    @property
+    def context_end(self) -> int:
+        """The position after the window's last context token."""
+        return self.context_start + len(self.offsets)
+
     def example(self, index: int) -> Dict[str, object]:
         """What collate_examples batches: ids, token types, the two labels and the window's index."""
         return {"input_ids": self.input_ids, "token_type_ids": self.token_type_ids,
                 "start_positions": self.start_position, "end_positions": self.end_position, "window": index,
-                "context_start": self.context_start, "context_end": self.context_start + len(self.offsets)}
+                "context_start": self.context_start, "context_end": self.context_end}
 
 
 @dataclass(frozen=True)
