@@ -33,13 +33,21 @@ def tiny(data: Path, results: Path, *extra: str) -> list:
                       "model.dataset.max_seq_length=32", "trainer.checkpoint_every_n_steps=2", *extra)
 
 
+def as_in_a_terminal() -> None:
+    """In the child, before exec: SIGINT handled as in a terminal's foreground job. A command started in
+    the background of a script (``make test &``, CI) inherits SIGINT ignored, and Python keeps it ignored:
+    a Ctrl-C sent before the runner takes signals over would then be lost, which no terminal user sees."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Run:
     """A `tao ... train` in its own session (so the test can signal its process group), its output
     collected as it comes."""
 
     def __init__(self, args: list, env: dict):
         self.proc = subprocess.Popen(TAO + [str(a) for a in args], env=env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                                     stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                                     preexec_fn=as_in_a_terminal)
         self.lines: list = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

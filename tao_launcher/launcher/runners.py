@@ -145,9 +145,18 @@ def run_forwarding_signals(command: List[str], env: Dict[str, str]) -> int:
         return 0   # the run was recorded as finished before a signal could stop it
     if signals or code in (-signal.SIGINT, EXIT_INTERRUPTED):
         if code < 0:   # killed before it could say so itself
-            print("tao: interrupted (the subtask was killed before it stopped cleanly)", file=sys.stderr, flush=True)
+            print(f"tao: interrupted (the subtask was killed by {signal_name(-code)} before it stopped cleanly)",
+                  file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
     return code if code >= 0 else 128 - code
+
+
+def signal_name(signum: int) -> str:
+    """SIGSEGV rather than 11: the name tells a crash at exit from a kill."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 def _child_setup() -> None:

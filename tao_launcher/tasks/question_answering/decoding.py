@@ -37,11 +37,11 @@ class Prediction:
 def window_candidates(start_logits: np.ndarray, end_logits: np.ndarray, window: Window, context: str,
                       n_best_size: int, max_answer_length: int) -> List[Dict[str, object]]:
     """The spans of one window (see above), best first."""
-    c0, n = window.context_start, len(window.offsets)
-    if n == 0:
+    c0, c1 = window.context_start, window.context_end
+    if c1 == c0:
         return []
-    starts = np.asarray(start_logits[c0:c0 + n], dtype=np.float64)
-    ends = np.asarray(end_logits[c0:c0 + n], dtype=np.float64)
+    starts = np.asarray(start_logits[c0:c1], dtype=np.float64)
+    ends = np.asarray(end_logits[c0:c1], dtype=np.float64)
     top_starts = np.argsort(-starts, kind="stable")[:n_best_size]
     top_ends = np.argsort(-ends, kind="stable")[:n_best_size]
     out = []
