@@ -278,6 +278,14 @@ def _download_specs(task, output: Path, results_dir: Optional[Path], overwrite: 
     return EXIT_OK
 
 
+def forget_interrupted_exec() -> None:
+    """CPython 3.11 marks a KeyboardInterrupt raised inside ``exec`` of a string (a dataclass or a
+    namedtuple being built while a module imports) as unhandled even when it was caught, and then ends
+    ``python -m`` by killing itself with SIGINT, after the run said ``tao: interrupted`` and chose exit
+    130. An exec that completes clears the mark."""
+    exec("pass")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     try:
         try:
@@ -288,6 +296,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"tao: error: {err}", file=sys.stderr, flush=True)
         return err.exit_code
     except KeyboardInterrupt:
+        forget_interrupted_exec()
         print("tao: interrupted", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
     except Exception as err:  # noqa: BLE001 - the guard: one sentence, the traceback in a file

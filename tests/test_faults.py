@@ -232,6 +232,22 @@ def test_an_interrupt_swallowed_by_a_finalizer_is_raised_again_and_never_printed
     assert proc.stdout.strip() == "interrupted" and proc.stderr == "", proc.stdout + proc.stderr
 
 
+def test_an_interrupt_inside_exec_still_exits_130_not_killed_by_sigint(tmp_path):
+    # An interrupt that lands while a module builds a dataclass (exec of a string) used to end
+    # `python -m tao_launcher.entrypoint` as killed by SIGINT, after 'tao: interrupted' (CPython 3.11).
+    (tmp_path / "interrupted_in_exec.py").write_text(
+        "import sys\n"
+        "from tao_launcher import entrypoint\n"
+        "def run(argv):\n"
+        "    exec('raise KeyboardInterrupt')\n"
+        "entrypoint.run = run\n"
+        "sys.exit(entrypoint.main([]))\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    proc = subprocess.run([sys.executable, "-m", "interrupted_in_exec"], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert (proc.returncode, proc.stderr) == (130, "tao: interrupted\n"), proc.stderr
+
+
 def test_decrypted_files_go_to_the_results_folders_private_temp_folder(tmp_path, monkeypatch):
     import tempfile
 
