@@ -13,6 +13,10 @@ from tao_launcher.spec.schema import (
     COUNT_OR_ALL, LEARNING_RATE, POSITIVE, WORKERS, OptimSpec, spec_field)
 
 
+BIO_DECODING_HELP = ("decode tags as sequences that BIO allows (I-X only after B-X or I-X) rather than word by "
+                     "word; used only when the training tags follow that rule (nlp/bio.py)")
+
+
 def word_data_spec(name: str, split: str, batch_size: int, training: bool) -> type:
     """A ``{text_file, labels_file, batch_size, num_samples[, shuffle], num_workers}`` section for ``split``."""
     fields = [

@@ -85,6 +85,7 @@ def test_train_writes_the_archive_and_both_validation_metrics(isc_trained):
     log = (isc_trained / "log.txt").read_text()
     assert "training on 1000 utterances" in log and "validating on 100 utterances" in log
     assert "by val_slot_f1" in log and KEY not in log
+    assert "tag decoding: the best BIO-valid tag sequence" in log  # ATIS slots are IOB2
 
 
 def test_evaluate_reports_intents_slots_and_beats_an_untrained_model(isc_runs, isc_data):

@@ -203,6 +203,7 @@ def test_exported_onnx_graph_has_dynamic_batch_and_sequence_axes(ner_runs, ner_d
     dims = logits.type.tensor_type.shape.dim
     assert logits.name == "logits" and [d.dim_param for d in dims[:2]] == ["batch", "sequence"]
     assert dims[2].dim_value == 9 and config["max_seq_length"] == 128
+    assert config["bio_decoding"] is True  # CoNLL as IOB2: infer_onnx decodes BIO-valid sequences, as infer does
 
 
 def test_riva_export_carries_its_config_and_label_file(ner_runs):
@@ -256,6 +257,27 @@ def test_finetune_on_a_label_set_without_misc_gets_a_new_head(ner_trained, ner_d
         assert json.loads((folder / "model_config.json").read_text())["label_names"] == labels
         assert lines(folder / "label_ids.csv") == labels
         assert json.loads((folder / "manifest.json").read_text())["task"] == NER
+
+
+def test_iob1_training_tags_keep_argmax_decoding_and_the_log_says_why(ner_trained, ner_data, tmp_path):
+    """BIO decoding forbids an I-X after O; data where I-X opens an entity (IOB1) must not get it."""
+    from tao_launcher.core.archive import open_archive
+
+    data = tmp_path / "iob1"
+    data.mkdir()
+    for split, count in (("train", 64), ("dev", 32)):
+        (data / f"text_{split}.txt").write_text("\n".join(lines(ner_data / f"text_{split}.txt")[:count]) + "\n")
+        tags = [" ".join("I-" + t[2:] if t.startswith("B-") else t for t in line.split())
+                for line in lines(ner_data / f"labels_{split}.txt")[:count]]
+        (data / f"labels_{split}.txt").write_text("\n".join(tags) + "\n")
+    (data / "label_ids.csv").write_text((ner_data / "label_ids.csv").read_text())
+    results = tmp_path / "ft"
+    proc = tao(NER, "finetune", "-r", results, "-k", KEY, "-m", ner_trained / ARCHIVE, f"data_dir={data}",
+               "trainer.max_steps=1", "trainer.enable_progress_bar=false")
+    assert_ok(proc)
+    assert "tag decoding: argmax per word, since the training tags do not follow BIO (sentence 1, word" in proc.stderr
+    with open_archive(results / ARCHIVE, KEY) as folder:
+        assert json.loads((folder / "model_config.json").read_text())["bio_decoding"] is False
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, make_dataclass
 from typing import ClassVar, List, Optional
 
+from tao_launcher.nlp.spec import BIO_DECODING_HELP
 from tao_launcher.spec.schema import (
     COUNT_OR_ALL, DROPOUT, FRACTION, LEARNING_RATE, POSITIVE, REQUIRED, SEQ_LENGTH, ExportFields, LanguageModelSpec,
     OptimSpec, SpecBase, TrainerSpec, section, spec_field)
@@ -86,11 +87,13 @@ class ModelSpec:
     language_model: LanguageModelSpec = section(LanguageModelSpec, "the pretrained encoder")
     intent_head: IntentHeadSpec = section(IntentHeadSpec, "the intent classifier on the sentence vector")
     slot_head: SlotHeadSpec = section(SlotHeadSpec, "the slot classifier on the first sub-token of every word")
+    bio_decoding: bool = spec_field(True, BIO_DECODING_HELP)
 
 
 @dataclass
 class FinetuneModelSpec:
     intent_loss_weight: float = spec_field(DEFAULT_INTENT_LOSS_WEIGHT, LOSS_WEIGHT_HELP, **FRACTION)
+    bio_decoding: bool = spec_field(True, BIO_DECODING_HELP)
 
 
 @dataclass

@@ -99,8 +99,12 @@ def finetune(spec: FinetuneSpec, run: RunContext) -> Dict:
 # ----------------------------------------------------------------------------- inference
 
 def predict(runner: Runner, tokenizer, config: Dict, sentences: Sequence[Sequence[str]], batch_size: int):
-    """Per utterance: intent probabilities (UNK excluded) and the slot tag of every word, from the torch or
-    the onnxruntime runner (one path, so infer and infer_onnx agree)."""
+    """Per utterance: intent probabilities (UNK excluded) and the slot tag of every word (decoded as the model
+    config says: ``nlp.bio``), from the torch or the onnxruntime runner (one path, so infer and infer_onnx
+    agree)."""
+    import numpy as np
+
+    from tao_launcher.nlp import bio
     from tao_launcher.nlp.inference import softmax
     from tao_launcher.nlp.tokens import predict_words
     from tao_launcher.tasks.intent_slot_classification.model import mask_unk
@@ -108,8 +112,9 @@ def predict(runner: Runner, tokenizer, config: Dict, sentences: Sequence[Sequenc
     intent_logits, slot_logits = predict_words(runner, tokenizer, sentences, config["max_seq_length"], batch_size,
                                                INFER_MARGIN)
     probs = [softmax(mask_unk(row, config["intent_labels"])) for row in intent_logits]
-    names = config["slot_labels"]
-    tags = [[names[int(mask_unk(word, names).argmax())] for word in sentence] for sentence in slot_logits]
+    names, constrained = config["slot_labels"], config.get(bio.CONFIG_KEY, False)
+    rows = [np.asarray(sentence, dtype=np.float32).reshape(len(sentence), len(names)) for sentence in slot_logits]
+    tags = [[names[i] for i in bio.decode(mask_unk(row, names), names, constrained)] for row in rows]
     return probs, tags
 
 

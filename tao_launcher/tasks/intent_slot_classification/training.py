@@ -3,9 +3,9 @@ loss, NeMo's ``intent_loss_weight``) and the fit shared by train and finetune.
 
 Validation, per window (an utterance longer than max_seq_length is several windows, each with its
 intent): ``val_intent_acc`` and ``val_slot_f1`` (micro F1 over BIO slot spans, conlleval rules), with UNK
-never predicted, so an UNK gold intent or slot counts as an error as in evaluate. The main metric, which
-picks the kept model (``trainer.monitor``), is ``val_slot_f1``. Only train and finetune import this module
-(and with it pytorch_lightning).
+never predicted, so an UNK gold intent or slot counts as an error as in evaluate, and slot tags decoded as
+evaluate decodes them (``nlp.bio``). The main metric, which picks the kept model (``trainer.monitor``), is
+``val_slot_f1``. Only train and finetune import this module (and with it pytorch_lightning).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from torch import nn
 from tao_launcher.core.data import IGNORE_INDEX
 from tao_launcher.core.metrics import span_counts
 from tao_launcher.core.module import BucketedDataModule, TaoModule
+from tao_launcher.nlp import bio
 from tao_launcher.nlp.subtasks import fit_and_save
 from tao_launcher.nlp.tokens import labelled_examples
 from tao_launcher.tasks.intent_slot_classification.model import IntentSlotModel, mask_unk
@@ -32,6 +33,7 @@ class IntentSlotModule(TaoModule):
         self.net = net
         self.intent_labels = net.model_config["intent_labels"]
         self.slot_labels = net.model_config["slot_labels"]
+        self.bio_decoding = net.model_config.get(bio.CONFIG_KEY, False)
         self.weight = intent_loss_weight
         self.loss = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
 
@@ -53,9 +55,12 @@ class IntentSlotModule(TaoModule):
         intent, slots, loss = self._forward(batch)
         self.log("val_loss", loss, sync_dist=True, batch_size=len(batch["input_ids"]))
         intent_pred = mask_unk(intent, self.intent_labels).argmax(-1)
-        slot_pred = mask_unk(slots, self.slot_labels).argmax(-1)
+        gold = batch["slot_labels"].cpu()
+        slot_pred = torch.from_numpy(bio.decode_labelled(mask_unk(slots, self.slot_labels).float().cpu().numpy(),
+                                                         (gold != IGNORE_INDEX).numpy(), self.slot_labels,
+                                                         self.bio_decoding))
         intents = torch.tensor([int((intent_pred == batch["intent_labels"]).sum()), len(intent_pred)])
-        spans = span_counts(slot_pred.cpu(), batch["slot_labels"].cpu(), self.slot_labels)
+        spans = span_counts(slot_pred, gold, self.slot_labels)
         self._counts += torch.cat([intents, spans]).to(self.device)
 
     def on_validation_epoch_end(self):
@@ -75,11 +80,13 @@ def fit(net: IntentSlotModel, tokenizer, train_ds, val_ds, weight: float, spec, 
 
     def examples(ds):
         words, intents, slots = read(spec.data_dir, ds, config)
-        return words, labelled_examples(tokenizer, words, {"slot_labels": slots}, config["max_seq_length"],
-                                        sentence_labels={"intent_labels": intents})
+        return words, slots, labelled_examples(tokenizer, words, {"slot_labels": slots}, config["max_seq_length"],
+                                               sentence_labels={"intent_labels": intents})
 
-    train_words, train_examples = examples(train_ds)
-    val_words, val_examples = examples(val_ds)
+    train_words, train_slots, train_examples = examples(train_ds)
+    val_words, _, val_examples = examples(val_ds)
+    names = config["slot_labels"]
+    config[bio.CONFIG_KEY] = bio.choose(spec.model.bio_decoding, ([names[i] for i in s] for s in train_slots), names, log)
     log.info("training on %d utterances (%d windows) from %s.tsv, validating on %d utterances from %s.tsv; "
              "%d intents, %d slot tags", len(train_words), len(train_examples), train_ds.prefix, len(val_words),
              val_ds.prefix, len(config["intent_labels"]), len(config["slot_labels"]))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, List, Optional
 
-from tao_launcher.nlp.spec import WordOptimSpec, word_data_spec
+from tao_launcher.nlp.spec import BIO_DECODING_HELP, WordOptimSpec, word_data_spec
 from tao_launcher.spec.schema import (
     DROPOUT, POSITIVE, REQUIRED, SEQ_LENGTH, ExportFields, LanguageModelSpec, SpecBase, TrainerSpec, section,
     spec_field)
@@ -40,6 +40,7 @@ class ModelSpec:
     dataset: TokenDatasetSpec = section(TokenDatasetSpec, "tokenization")
     language_model: LanguageModelSpec = section(LanguageModelSpec, "the pretrained encoder")
     head: TokenHeadSpec = section(TokenHeadSpec, "the tag classifier on every token")
+    bio_decoding: bool = spec_field(True, BIO_DECODING_HELP)
 
 
 @dataclass
@@ -47,6 +48,7 @@ class FinetuneModelSpec:
     label_ids: Optional[str] = spec_field(
         None, "label set of the new data (default: label_ids.csv in data_dir); a set that differs from the "
         "-m model's gets a new tag classifier on the trained encoder", path="file")
+    bio_decoding: bool = spec_field(True, BIO_DECODING_HELP)
 
 
 @dataclass

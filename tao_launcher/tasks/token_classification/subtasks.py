@@ -79,12 +79,14 @@ def finetune(spec: FinetuneSpec, run: RunContext) -> Dict:
 
 def predict_tags(runner: Runner, tokenizer, config: Dict, sentences: Sequence[Sequence[str]],
                  batch_size: int) -> List[List[str]]:
-    """The tag of every word, from the torch or the onnxruntime runner."""
+    """The tag of every word (decoded as the model config says: ``nlp.bio``), from the torch or the
+    onnxruntime runner."""
+    from tao_launcher.nlp import bio
     from tao_launcher.nlp.tokens import predict_words
 
-    names = config["label_names"]
+    names, constrained = config["label_names"], config.get(bio.CONFIG_KEY, False)
     logits = predict_words(runner, tokenizer, sentences, config["max_seq_length"], batch_size, INFER_MARGIN)[0]
-    return [[names[int(word.argmax())] for word in sentence] for sentence in logits]
+    return [[names[i] for i in bio.decode(sentence, names, constrained)] for sentence in logits]
 
 
 def evaluate(spec: EvaluateSpec, run: RunContext) -> Dict:

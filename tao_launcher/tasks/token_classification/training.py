@@ -1,7 +1,8 @@
 """Training of the token classifier: its LightningModule and the fit shared by train and finetune.
 
 Validation scores entity F1 by the conlleval rules on the words of each window (labels sit on
-first sub-tokens; the others carry IGNORE_INDEX and are skipped). Only train and finetune import
+first sub-tokens; the others carry IGNORE_INDEX and are skipped), with tags decoded as evaluate decodes
+them (``nlp.bio``). Only train and finetune import
 this module (and with it pytorch_lightning).
 """
 
@@ -15,6 +16,7 @@ from torch import nn
 from tao_launcher.core.data import IGNORE_INDEX
 from tao_launcher.core.metrics import span_counts
 from tao_launcher.core.module import BucketedDataModule, TaoModule
+from tao_launcher.nlp import bio
 from tao_launcher.nlp.subtasks import fit_and_save
 from tao_launcher.nlp.tokens import labelled_examples
 from tao_launcher.tasks.token_classification.model import TokenClassifier
@@ -28,6 +30,7 @@ class TokenClassificationModule(TaoModule):
         super().__init__(optim_spec)
         self.net = net
         self.label_names = net.model_config["label_names"]
+        self.bio_decoding = net.model_config.get(bio.CONFIG_KEY, False)
         self.loss = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
 
     def _logits_loss(self, batch):
@@ -45,10 +48,12 @@ class TokenClassificationModule(TaoModule):
     def validation_step(self, batch: Dict[str, torch.Tensor], batch_idx: int):
         logits, loss = self._logits_loss(batch)
         self.log("val_loss", loss, sync_dist=True, batch_size=len(batch["input_ids"]))
-        pred, gold = logits.argmax(-1), batch["labels"]
+        gold = batch["labels"].cpu()
         labelled = gold != IGNORE_INDEX
+        pred = torch.from_numpy(bio.decode_labelled(logits.float().cpu().numpy(), labelled.numpy(), self.label_names,
+                                                    self.bio_decoding))
         tokens = torch.tensor([int(((pred == gold) & labelled).sum()), int(labelled.sum())])
-        self._counts += torch.cat([span_counts(pred.cpu(), gold.cpu(), self.label_names), tokens]).to(self.device)
+        self._counts += torch.cat([span_counts(pred, gold, self.label_names), tokens]).to(self.device)
 
     def on_validation_epoch_end(self):
         correct, predicted, gold, ok, tokens = self.trainer.strategy.reduce(self._counts, reduce_op="sum").tolist()
@@ -69,10 +74,12 @@ def fit(net: TokenClassifier, tokenizer, train_ds, val_ds, spec, run) -> Dict:
 
     def examples(ds):
         words, tags = read(spec.data_dir, ds, labels)
-        return words, labelled_examples(tokenizer, words, {"labels": [[index[t] for t in s] for s in tags]}, max_len)
+        return words, tags, labelled_examples(tokenizer, words, {"labels": [[index[t] for t in s] for s in tags]},
+                                              max_len)
 
-    train_words, train_examples = examples(train_ds)
-    val_words, val_examples = examples(val_ds)
+    train_words, train_tags, train_examples = examples(train_ds)
+    val_words, _, val_examples = examples(val_ds)
+    net.model_config[bio.CONFIG_KEY] = bio.choose(spec.model.bio_decoding, train_tags, labels, log)
     log.info("training on %d sentences (%d windows) from %s, validating on %d sentences (%d windows); %d tags",
              len(train_words), len(train_examples), train_ds.text_file, len(val_words), len(val_examples), len(labels))
     datamodule = BucketedDataModule(
