@@ -21,7 +21,10 @@ def confusion_matrix(preds: torch.Tensor, labels: torch.Tensor, num_classes: int
 
 
 def classification_report(matrix: torch.Tensor, label_names: Sequence[str]) -> Dict:
-    """A dict like sklearn's classification_report(output_dict=True), from a (true x predicted) matrix."""
+    """A dict like sklearn's classification_report(output_dict=True), from a (true x predicted) matrix.
+    ``macro_f1`` averages the classes that occur, in gold or in predictions, as sklearn does without a label
+    list: a class that neither occurs nor is predicted (an UNK intent that dev lacks, a class missing from a
+    small validation set) would count as F1 0 and pull the average down for nothing."""
     matrix = matrix.double()
     tp = matrix.diag()
     support = matrix.sum(1)
@@ -36,7 +39,8 @@ def classification_report(matrix: torch.Tensor, label_names: Sequence[str]) -> D
         report[name] = {"precision": precision[i].item(), "recall": recall[i].item(),
                         "f1": f1[i].item(), "support": int(support[i].item())}
     report["accuracy"] = tp.sum().item() / total if total else 0.0
-    report["macro_f1"] = f1.mean().item()
+    present = (support > 0) | (predicted > 0)
+    report["macro_f1"] = f1[present].mean().item() if bool(present.any()) else 0.0
     report["weighted_f1"] = (f1 * support).sum().item() / total if total else 0.0
     report["support"] = int(total)
     return report

@@ -66,6 +66,18 @@ def test_classification_report_matches_hand_computed_values():
     assert report["pos"]["f1"] == pytest.approx(2 / 3) and report["support"] == 6
 
 
+def test_macro_f1_leaves_out_a_class_that_neither_occurs_nor_is_predicted():
+    # class 2 (an UNK intent, say) has no gold and no prediction: as sklearn, it is not averaged in as F1 0
+    preds = torch.tensor([0, 0, 1, 1, 1, 0])
+    labels = torch.tensor([0, 1, 1, 1, 0, 0])
+    report = classification_report(confusion_matrix(preds, labels, 3), ["neg", "pos", "UNK"])
+    assert report["macro_f1"] == pytest.approx(2 / 3)
+    assert report["UNK"]["support"] == 0
+    # a class that is predicted but never gold still counts (a false class is an error)
+    wrong = classification_report(confusion_matrix(torch.tensor([2, 0]), torch.tensor([0, 0]), 3), ["a", "b", "c"])
+    assert wrong["macro_f1"] == pytest.approx((2 / 3 + 0.0) / 2)
+
+
 @pytest.mark.parametrize("name", ["WarmupAnnealing", "CosineAnnealing"])
 def test_schedules_warm_up_then_anneal_to_min_lr(name):
     params = [("w", torch.nn.Parameter(torch.zeros(2, 2)))]
