@@ -128,10 +128,10 @@ def run(argv: List[str]) -> int:
     shutdown.install()
     follow_launcher()   # Docker runner: the key from stdin; stdin's end (the launcher died) stops the run
 
-    from tao_launcher.launcher.mounts import PathMap
+    from tao_launcher.paths import PATH_MAP_ENV, PathMap
 
     args = parse_args(argv)
-    to_host = PathMap.from_json(os.environ.get("TAO_PATH_MAP", "[]")).to_host
+    to_host = PathMap.from_json(os.environ.get(PATH_MAP_ENV, "[]")).to_host
     if args.task not in TASKS or args.subtask not in TASKS[args.task].subtasks:
         raise UsageError(f"unknown task or subtask: {args.task} {args.subtask}")
     task = TASKS[args.task]
@@ -140,8 +140,6 @@ def run(argv: List[str]) -> int:
                                args.overwrite)
 
     from tao_launcher.spec.load import check_paths, folder_problem, map_paths, resolve_spec, to_dict
-    if not task.available:
-        raise UsageError(f"{task.name} is planned, not available yet: 'tao --help' lists the available tasks")
     subtask = task.subtasks[args.subtask]
     schema = subtask.schema()
     spec_file = Path(to_host(args.spec)) if args.spec else None

@@ -1,6 +1,7 @@
-"""The task registry: every task, its subtasks, and for each subtask its spec schema and its function.
+"""The registry: every task, its subtasks, and for each subtask its spec schema and its function; and
+the runners a subtask can run with.
 
-This table is the contract between the launcher and the tasks. ``tao --help``, ``download_specs``,
+The task table is the contract between the launcher and the tasks. ``tao --help``, ``download_specs``,
 the entrypoint and ``tests/test_task_contract.py`` all read it, and nothing else looks a task up.
 A subtask names its schema and function as ``module:attribute``, resolved only when that subtask
 runs or its help is shown: the launcher lists every task without importing torch.
@@ -10,6 +11,10 @@ What a task package provides (docs/adding_a_task.md): ``spec.py`` with one schem
 (``def train(spec: TrainSpec, run: RunContext) -> Dict``), and beside them its data, model and
 metrics. A user file (``~/.tao/config.json``, key ``images``; see launcher/images.py) may point
 a task at another image.
+
+``RUNNERS`` names each runner's class the same way, resolved only when that runner is chosen:
+``--runner``, the mounts file's ``Runner`` and the automatic choice read this table, so another
+runner (SLURM, torchrun) joins with a row.
 """
 
 from __future__ import annotations
@@ -32,7 +37,14 @@ IMAGE_REPOSITORY = "tao-launcher"
 SHARED_IMAGE_FLAVOUR = "pyt"
 
 
-def _resolve(ref: str) -> Any:
+# runner name -> its class; in the order of the automatic choice, which takes the first that can run
+# here (``Runner.why_not``): the last one always can
+RUNNERS = {"docker": "tao_launcher.launcher.docker_runner:DockerRunner",
+           "local": "tao_launcher.launcher.runners:LocalRunner"}
+
+
+def resolve(ref: str) -> Any:
+    """The object a ``module:attribute`` reference names, imported now."""
     module, _, attribute = ref.partition(":")
     return getattr(importlib.import_module(module), attribute)
 
@@ -47,10 +59,10 @@ class Subtask:
     function_ref: Optional[str] = None
 
     def schema(self) -> type:
-        return _resolve(self.schema_ref)
+        return resolve(self.schema_ref)
 
     def function(self) -> Callable:
-        return _resolve(self.function_ref)
+        return resolve(self.function_ref)
 
 
 @dataclass
@@ -68,10 +80,8 @@ class RunContext:
 @dataclass(frozen=True)
 class Task:
     name: str
-    domain: str                       # nlp or asr
     summary: str
     package: str                      # tao_launcher.tasks.<name>
-    available: bool = True            # planned tasks are listed but refuse to run
     image_flavour: str = SHARED_IMAGE_FLAVOUR
     subtasks: Dict[str, Subtask] = field(default_factory=dict)
 
@@ -85,20 +95,19 @@ class Task:
         return tuple(s for s in self.subtasks.values() if s.schema_ref)
 
 
-def task(name: str, domain: str, summary: str, available: bool = True,
-         subtasks: Tuple[str, ...] = SUBTASKS) -> Task:
-    """A task whose package ``tao_launcher.tasks.<name>`` follows the layout above."""
-    package = f"tao_launcher.tasks.{name}"
+def task(name: str, summary: str, subtasks: Tuple[str, ...] = SUBTASKS, package: Optional[str] = None) -> Task:
+    """A task whose package (default ``tao_launcher.tasks.<name>``) follows the layout above."""
+    package = package or f"tao_launcher.tasks.{name}"
     table = {s: Subtask(s) if s == "download_specs" else
              Subtask(s, f"{package}.spec:{SPEC_CLASSES[s]}", f"{package}.subtasks:{s}") for s in subtasks}
-    return Task(name, domain, summary, package, available, subtasks=table)
+    return Task(name, summary, package, subtasks=table)
 
 
 TASKS: Dict[str, Task] = {t.name: t for t in (
-    task("text_classification", "nlp", "sentence classification (sentiment, domain) on a BERT encoder"),
-    task("token_classification", "nlp", "named-entity recognition (CoNLL-2003 style)"),
-    task("question_answering", "nlp", "extractive question answering (SQuAD v1.1/v2.0)"),
-    task("intent_slot_classification", "nlp", "joint intent and slot filling (ATIS, SNIPS)"),
-    task("punctuation_and_capitalization", "nlp", "restore punctuation and capitals in ASR output"),
-    task("speech_to_text", "asr", "speech recognition with QuartzNet, Jasper or Citrinet (CTC)"),
+    task("text_classification", "sentence classification (sentiment, domain) on a BERT encoder"),
+    task("token_classification", "named-entity recognition (CoNLL-2003 style)"),
+    task("question_answering", "extractive question answering (SQuAD v1.1/v2.0)"),
+    task("intent_slot_classification", "joint intent and slot filling (ATIS, SNIPS)"),
+    task("punctuation_and_capitalization", "restore punctuation and capitals in ASR output"),
+    task("speech_to_text", "speech recognition with QuartzNet, Jasper or Citrinet (CTC)"),
 )}

@@ -23,6 +23,8 @@ import sys
 import time
 from typing import Any, Dict, Iterable, List, Optional
 
+from tao_launcher.core.placement import Placement
+
 log = logging.getLogger("tao.progress")
 FILE_ONLY = {"terminal": False}  # ``log.info(..., extra=FILE_ONLY)``: a line for log.txt, not the terminal
 BAR_DELAY_S = 2.0  # a loop that ends sooner draws no bar at all
@@ -89,13 +91,11 @@ def route_library_logs() -> None:
 
 def bars_wanted() -> bool:
     """Bars only on a terminal, in the process that owns the results folder."""
-    from tao_launcher.core.results import is_worker_process
-
     try:
         tty = sys.stderr.isatty()
     except (AttributeError, ValueError):
         tty = False
-    return tty and os.environ.get("TERM") != "dumb" and not is_worker_process()
+    return tty and os.environ.get("TERM") != "dumb" and Placement.from_env().is_output_owner
 
 
 def _bar(total: Optional[float], desc: str, unit: str, initial: int = 0, delay: float = 0.0):
@@ -299,10 +299,6 @@ class TrainingProgress:
         """Mean training loss of ``epoch`` (from 0, as in metrics.csv), over its steps so far."""
         losses = [row[2] for row in self.step_losses if row[0] == epoch]
         return sum(losses) / len(losses) if losses else float("nan")
-
-    def epoch_losses(self) -> Dict[int, float]:
-        """Mean training loss of each epoch (0-based, as in metrics.csv)."""
-        return {epoch: self.epoch_loss(epoch) for epoch in sorted({int(row[0]) for row in self.step_losses})}
 
     def elapsed(self) -> float:
         return time.perf_counter() - self._t_fit if self._t_fit is not None else 0.0

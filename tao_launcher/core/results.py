@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from tao_launcher import __version__
+from tao_launcher.core.placement import Placement
 from tao_launcher.errors import UsageError
 
 STATUS_FILE = "status.json"
@@ -81,11 +82,6 @@ def remove_leftovers(folder: Path) -> None:
             if partial.is_file() and not partial.is_symlink():
                 partial.unlink(missing_ok=True)
     shutil.rmtree(folder / WORK_DIR, ignore_errors=True)
-
-
-def is_worker_process() -> bool:
-    """True in the extra processes of a multi-device run: only rank 0 owns the results folder."""
-    return os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
 
 
 class SecretFilter(logging.Filter):
@@ -206,10 +202,12 @@ def _read_json(path: Path) -> Dict[str, Any]:
 class ResultsFolder:
     """Owns status.json, the log, the folder lock and the checks that keep finished work from being overwritten."""
 
-    def __init__(self, path: Path, task: str, subtask: str):
+    def __init__(self, path: Path, task: str, subtask: str, placement: Optional[Placement] = None):
         self.path = path
         self.task = task
         self.subtask = subtask
+        # only the output owner touches the folder; the other ranks of a multi-device run leave it alone
+        self.placement = placement or Placement.from_env()
         self.status: Dict[str, Any] = {}
         self.resuming = False
         self.notes: List[str] = []   # what prepare found, logged once logging starts
@@ -226,7 +224,7 @@ class ResultsFolder:
     def prepare(self, overwrite: bool, resumable: bool) -> None:
         """Lock the folder; decide between fresh, resume and refuse; clean what a killed run left;
         then mark the run as running. A refusal changes nothing in the folder."""
-        if is_worker_process():
+        if not self.placement.is_output_owner:
             return
         if self.path.exists() and not self.path.is_dir():
             raise UsageError(f"results folder {self.path} is a file: pass a folder to -r")
@@ -334,11 +332,11 @@ class ResultsFolder:
         from tao_launcher.core.progress import terminal_handler
 
         root = logging.getLogger()
-        root.setLevel(logging.WARNING if is_worker_process() else logging.INFO)
+        root.setLevel(logging.INFO if self.placement.is_output_owner else logging.WARNING)
         for handler in list(root.handlers):
             root.removeHandler(handler)
         handlers = [terminal_handler()]
-        if not is_worker_process():
+        if self.placement.is_output_owner:
             handlers.append(logging.FileHandler(self.path / LOG_FILE, encoding="utf-8"))
             handlers[-1].setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] %(name)s: %(message)s",
                                                         "%Y-%m-%d %H:%M:%S"))
@@ -351,19 +349,19 @@ class ResultsFolder:
             log.warning(note)
 
     def save_spec(self, text: str) -> None:
-        if not is_worker_process():
+        if self.placement.is_output_owner:
             (self.path / SPEC_FILE).write_text(text)
 
     def record(self, metrics: Optional[Dict[str, Any]] = None, **artifacts: str) -> None:
         """Add metrics and artifact paths to status.json as soon as they exist."""
-        if is_worker_process():
+        if not self.placement.is_output_owner:
             return
         self.status["metrics"].update(metrics or {})
         self.status["artifacts"].update({k: str(v) for k, v in artifacts.items()})
         self._write_status()
 
     def end(self, state: str, message: Optional[str] = None) -> None:
-        if is_worker_process() or not self.status:
+        if not self.placement.is_output_owner or not self.status:
             return
         self.status.update(state=state, ended=now(), message=message)
         self._write_status()

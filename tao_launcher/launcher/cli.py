@@ -14,7 +14,7 @@ import click
 
 from tao_launcher import __version__
 from tao_launcher.errors import EXIT_INTERRUPTED, TaoError, UsageError
-from tao_launcher.registry import TASKS
+from tao_launcher.registry import RUNNERS, TASKS
 
 SUBTASK_HELP = {
     "download_specs": "copy the default spec files of the task into -o DIR",
@@ -60,8 +60,7 @@ class TaoGroup(ClosestMatchGroup):
 
     def format_commands(self, ctx, formatter):
         with formatter.section("Tasks"):
-            formatter.write_dl([(name, t.summary + ("" if t.available else " (planned)"))
-                                for name, t in TASKS.items()])
+            formatter.write_dl([(name, t.summary) for name, t in TASKS.items()])
         with formatter.section("Commands"):
             formatter.write_dl([(name, cmd.help) for name, cmd in sorted(self.commands.items())])
 
@@ -71,7 +70,7 @@ class TaskGroup(ClosestMatchGroup):
 
     def __init__(self, task):
         self.task = task
-        super().__init__(name=task.name, help=f"{task.summary}{planned_note(task)}.\n\nRun 'tao {task.name} "
+        super().__init__(name=task.name, help=f"{task.summary}.\n\nRun 'tao {task.name} "
                          f"SUBTASK --help' for a subtask's spec fields and an example.",
                          short_help=task.summary)
 
@@ -84,19 +83,14 @@ class TaskGroup(ClosestMatchGroup):
         return make_subtask_command(self.task, name)
 
 
-def planned_note(task) -> str:
-    return "" if task.available else " (planned: not available in this version of tao; every subtask is refused)"
-
-
 def make_subtask_command(task, subtask: str) -> click.Command:
     schema = None
-    epilog = ""
-    if task.available and subtask != "download_specs":
+    if subtask != "download_specs":
         schema = task.subtasks[subtask].schema()
         from tao_launcher.spec.render import render_help
         epilog = ("\b\nSpec fields (set them in the -e file or as key=value):\n" + render_help(schema)
                   + "\n\n\b\nExample:\n  " + schema.example)
-    elif subtask == "download_specs":
+    else:
         epilog = (f"\b\nExample:\n  tao {task.name} download_specs -r /results/{task.name}/download_specs "
                   f"-o /specs/{task.name}")
 
@@ -104,7 +98,7 @@ def make_subtask_command(task, subtask: str) -> click.Command:
                     else "results folder: log.txt, status.json, outputs (required)")
 
     # short_help: the whole sentence in 'tao TASK --help', where click would cut it at 45 characters
-    @click.command(name=subtask, help=SUBTASK_HELP[subtask] + planned_note(task) + ".",
+    @click.command(name=subtask, help=SUBTASK_HELP[subtask] + ".",
                    short_help=SUBTASK_HELP[subtask], epilog=epilog,
                    context_settings={"ignore_unknown_options": True, "max_content_width": 120})
     @click.option("-e", "--experiment-spec", "spec", help="spec file (YAML); defaults are used when omitted")
@@ -115,7 +109,7 @@ def make_subtask_command(task, subtask: str) -> click.Command:
     @click.option("-m", "--model", "model", help="model archive (.tao, or .riva/.eonnx for infer_onnx)")
     @click.option("-o", "--output-dir", "output", help="output folder (download_specs)")
     @click.option("--overwrite", is_flag=True, help="replace a finished run in -r (or files in -o)")
-    @click.option("--runner", type=click.Choice(["docker", "local"]), help=RUNNER_HELP)
+    @click.option("--runner", type=click.Choice(list(RUNNERS)), help=RUNNER_HELP)
     @click.option("--dry-run", is_flag=True, help="print the command (docker run ... or the local one) "
                   "with the key masked, and run nothing")
     @click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
@@ -140,13 +134,13 @@ def main():
 
 
 @main.command(help="show the version, the runner that would be used and the mounts")
-@click.option("--runner", type=click.Choice(["docker", "local"]), help=RUNNER_HELP)
+@click.option("--runner", type=click.Choice(list(RUNNERS)), help=RUNNER_HELP)
 def info(runner):
     from tao_launcher.launcher.images import config_file_path, image_for
     from tao_launcher.launcher.mounts import load_mounts, mounts_file_path
 
     mounts = load_mounts()
-    images = {name: image_for(task) for name, task in TASKS.items() if task.available}
+    images = {name: image_for(task) for name, task in TASKS.items()}
     click.echo(f"tao version: {__version__}")
     click.echo(f"python: {sys.executable}")
     click.echo(f"runner: {runner_line(runner, mounts, next(iter(images.values()), None))}")
@@ -165,12 +159,11 @@ def info(runner):
 
 
 def runner_line(runner, mounts, image) -> str:
-    """The runner a subtask would get and why; for a Docker runner that was asked for, whether it can run."""
-    from tao_launcher.launcher.docker_runner import why_not_docker
+    """The runner a subtask would get and why; for a runner that was asked for, whether it can run."""
     from tao_launcher.launcher.runners import select_runner
 
     chosen = select_runner(runner, mounts, image)
-    problem = why_not_docker(mounts, image) if chosen.name == "docker" and chosen.reason.startswith("chosen") else None
+    problem = chosen.why_not(mounts, image) if chosen.reason.startswith("chosen") else None
     return chosen.describe() + (f"; but it cannot run here: {problem}" if problem else "")
 
 

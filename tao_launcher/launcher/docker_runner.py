@@ -51,9 +51,10 @@ from typing import Callable, Dict, List, Optional, Set, Tuple
 
 from tao_launcher import __version__
 from tao_launcher.errors import EXIT_INTERRUPTED, UsageError
-from tao_launcher.launcher.mounts import MountsConfig, PathMap
+from tao_launcher.launcher.mounts import MountsConfig
 from tao_launcher.launcher.runners import Job, Runner
 from tao_launcher.launcher_link import KEY_STDIN_ENV, STOP_ON_EOF_ENV
+from tao_launcher.paths import PathMap
 
 JOB_LABEL = "tao.job"          # every container tao starts carries it; `tao list` filters on it
 UID_LABEL = "tao.uid"          # the invoking user's UID: whose job it is
@@ -317,6 +318,11 @@ def probe(client, plan: ContainerPlan) -> None:
 
 class DockerRunner(Runner):
     name = "docker"
+    chosen_because = "an engine answers and has the image"
+
+    @classmethod
+    def why_not(cls, mounts: MountsConfig, image: Optional[str]) -> Optional[str]:
+        return why_not_docker(mounts, image)
 
     def dry_run(self, job: Job, mounts: MountsConfig) -> str:
         plan = plan_container(job, mounts)

@@ -9,11 +9,13 @@ Format (every key optional; ``.tao_mounts.example.json`` shows them all)::
      "Runner": "docker"}
 
 A relative ``source`` is resolved against the folder of the mounts file (``tao info`` shows
-the result), never against the folder tao runs in. The mounts file is the Docker runner's:
-the local runner never reads its Mounts, Envs or DockerOptions.
+the result), never against the folder tao runs in. Envs and DockerOptions describe a container:
+the Docker runner's only. The local runner reads the Mounts alone, to take a container path
+under a mount destination as the host folder that mount names.
 
 A user may name a file by its container path (``/data/x.tsv``, as in TAO) or by its host
-path (``~/tao/data/x.tsv``); ``PathMap`` turns either into what the runner needs.
+path (``~/tao/data/x.tsv``); ``PathMap`` (``tao_launcher/paths.py``, which the entrypoint reads
+too) turns either into what the runner needs.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from pathlib import Path, PurePosixPath
 from typing import Dict, List, Optional
 
 from tao_launcher.errors import UsageError
+from tao_launcher.paths import Mount
+from tao_launcher.registry import RUNNERS
 
 MOUNTS_ENV = "TAO_MOUNTS_FILE"
 DEFAULT_MOUNTS_FILE = "~/.tao_mounts.json"
@@ -34,14 +38,6 @@ MOUNT_KEYS = {"source", "destination", "read_only"}
 ENV_KEYS = {"variable", "value"}
 DOCKER_OPTION_KEYS = {"shm_size", "ulimits", "user", "ports", "network", "privileged", "tty",
                       "ipc_mode", "gpu_ids"}
-
-
-@dataclass(frozen=True)
-class Mount:
-    source: Path        # absolute host folder
-    destination: str    # absolute container folder
-    read_only: bool = False
-    relative: Optional[str] = field(default=None, compare=False)  # the source as written, when relative
 
 
 @dataclass
@@ -117,8 +113,9 @@ def load_mounts(path: Optional[Path] = None) -> MountsConfig:
     _check_docker_options(path, options)
     config.docker_options = dict(options)
     runner = data.get("Runner")
-    if runner is not None and runner not in ("docker", "local"):
-        raise UsageError(f"{path}: Runner must be \"docker\" or \"local\", got {runner!r}")
+    if runner is not None and runner not in RUNNERS:
+        names = " or ".join(f'"{name}"' for name in RUNNERS)
+        raise UsageError(f"{path}: Runner must be {names}, got {runner!r}")
     config.runner = runner
     return config
 
@@ -198,48 +195,3 @@ def _reject_unknown(path: Path, where: str, entry: dict, allowed: set) -> None:
             close = difflib.get_close_matches(key, sorted(allowed), n=1)
             hint = f"did you mean {close[0]}?" if close else f"allowed: {', '.join(sorted(allowed))}"
             raise UsageError(f"{path}: unknown key \"{key}\" in {where}; {hint}")
-
-
-class PathMap:
-    """Translate paths between the host and the container view of the mounts."""
-
-    def __init__(self, mounts: List[Mount]):
-        # longest prefix first, so nested mounts pick the most specific one
-        self.mounts = sorted(mounts, key=lambda m: len(m.destination), reverse=True)
-
-    def to_container(self, value: str, what: str) -> str:
-        """Host path under a mount source, or a container path under a destination -> container path."""
-        if _under(value, self.mounts, "destination"):
-            return str(PurePosixPath(value))
-        host = Path(os.path.realpath(os.path.expanduser(value)))  # sources are resolved the same way
-        for m in sorted(self.mounts, key=lambda m: len(str(m.source)), reverse=True):
-            if host == m.source or m.source in host.parents:
-                return str(PurePosixPath(m.destination) / host.relative_to(m.source))
-        mounts = ", ".join(f"{m.source} -> {m.destination}" for m in self.mounts) or "none"
-        raise UsageError(
-            f"{what} {value} is under no mount of the mounts file (mounts: {mounts}): add "
-            f'{{"source": "{host.parent}", "destination": "/workspace{host.parent}"}} to "Mounts", '
-            f"or use a path under a mounted folder")
-
-    def to_host(self, value: str) -> str:
-        """Container path under a destination -> host path; anything else is returned unchanged."""
-        for m in self.mounts:
-            if value == m.destination or value.startswith(m.destination.rstrip("/") + "/"):
-                rest = value[len(m.destination):].lstrip("/")
-                return str(m.source / rest) if rest else str(m.source)
-        return value
-
-    def to_json(self) -> str:
-        return json.dumps([[m.destination, str(m.source)] for m in self.mounts])
-
-    @classmethod
-    def from_json(cls, text: str) -> "PathMap":
-        return cls([Mount(Path(src), dest) for dest, src in json.loads(text or "[]")])
-
-
-def _under(value: str, mounts: List[Mount], attr: str) -> bool:
-    for m in mounts:
-        root = str(getattr(m, attr)).rstrip("/")
-        if value == root or value.startswith(root + "/"):
-            return True
-    return False

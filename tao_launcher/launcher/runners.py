@@ -4,6 +4,8 @@ Both runners call the same in-container entrypoint (``python -m tao_launcher.ent
 with the same arguments. The Docker runner passes paths in the container's view of the mounts
 file; the local runner runs it in a subprocess on the host with host paths, reading a container
 path under a mount destination as its host folder (``TAO_PATH_MAP``) so one command line serves both.
+Which runner runs a job is chosen from the registry's ``RUNNERS`` table (``select_runner``): this
+module names no subclass of ``Runner`` but its own.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from tao_launcher.errors import EXIT_INTERRUPTED, UsageError
-from tao_launcher.launcher.mounts import MountsConfig, PathMap
+from tao_launcher.launcher.mounts import MountsConfig
+from tao_launcher.paths import PATH_MAP_ENV, PathMap
+from tao_launcher.registry import RUNNERS, resolve
 
 RUNNER_ENV = "TAO_RUNNER"
 KEY_ENV = "TAO_KEY"            # the model key, for scripts that keep it out of the process list
 KEY_FILE_ENV = "TAO_KEY_FILE"  # or a file holding it (for a container run by hand)
-PATH_MAP_ENV = "TAO_PATH_MAP"  # local runner: container paths in a spec file -> host paths
 
 
 @dataclass
@@ -55,9 +58,15 @@ class Job:
 
 class Runner:
     name = "runner"
+    chosen_because = ""   # what the automatic choice says when it takes this runner
 
     def __init__(self, reason: str = ""):
         self.reason = reason   # why the automatic choice fell on this runner, for the user
+
+    @classmethod
+    def why_not(cls, mounts: MountsConfig, image: Optional[str]) -> Optional[str]:
+        """Why this runner cannot run ``image`` here, or None when it can."""
+        return None
 
     def describe(self) -> str:
         return f"{self.name} runner" + (f" ({self.reason})" if self.reason else "")
@@ -175,22 +184,31 @@ def requested_runner(flag: Optional[str]) -> Optional[str]:
     return flag or os.environ.get(RUNNER_ENV) or None
 
 
+def runner_class(name: str) -> type:
+    """The ``Runner`` subclass that ``RUNNERS`` names ``name``, imported now."""
+    return resolve(RUNNERS[name])
+
+
 def select_runner(requested: Optional[str], mounts: MountsConfig, image: Optional[str] = None) -> Runner:
-    """--runner, else $TAO_RUNNER, else the mounts file's Runner, else Docker where it can run ``image``.
+    """--runner, else $TAO_RUNNER, else the mounts file's Runner, else the first runner of ``RUNNERS``
+    that can run ``image`` here.
 
     The automatic choice takes Docker only when all it needs is there: a mounts file with
     Mounts (the container sees nothing else), an engine that answers, and the image. Otherwise
     it takes the local runner and says why, instead of failing on a machine without Docker.
     """
     choice = requested_runner(requested) or mounts.runner
-    if choice not in (None, "docker", "local"):
-        raise UsageError(f"unknown runner {choice!r}: use --runner docker or --runner local")
-    chosen_by = ("the mounts file's Runner" if not requested_runner(requested)
-                 else f"{RUNNER_ENV}={choice}" if choice == os.environ.get(RUNNER_ENV) else f"--runner {choice}")
-    if choice == "local":
-        return LocalRunner(f"chosen by {chosen_by}")
-    from tao_launcher.launcher.docker_runner import DockerRunner, why_not_docker
-    if choice == "docker":
-        return DockerRunner(f"chosen by {chosen_by}")
-    reason = why_not_docker(mounts, image)
-    return LocalRunner(reason) if reason else DockerRunner("an engine answers and has the image")
+    if choice is not None:
+        if choice not in RUNNERS:
+            raise UsageError(f"unknown runner {choice!r}: use " + " or ".join(f"--runner {n}" for n in RUNNERS))
+        chosen_by = ("the mounts file's Runner" if not requested_runner(requested)
+                     else f"{RUNNER_ENV}={choice}" if choice == os.environ.get(RUNNER_ENV) else f"--runner {choice}")
+        return runner_class(choice)(f"chosen by {chosen_by}")
+    *preferred, fallback = RUNNERS
+    passed_over = ""
+    for name in preferred:
+        cls = runner_class(name)
+        passed_over = cls.why_not(mounts, image)
+        if passed_over is None:
+            return cls(cls.chosen_because)
+    return runner_class(fallback)(passed_over)   # says why the last preferred runner could not run

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 from tao_launcher.errors import UsageError
-from tao_launcher.launcher.mounts import MountsConfig, PathMap, load_mounts, mounts_file_path
+from tao_launcher.launcher.mounts import MountsConfig, load_mounts, mounts_file_path
 from tao_launcher.launcher.runners import KEY_ENV, Job, Runner, requested_runner, select_runner
+from tao_launcher.paths import PathMap
 
 NEEDS_MODEL = {"finetune", "evaluate", "infer", "export", "infer_onnx"}
 NEEDS_KEY = NEEDS_MODEL | {"train"}
@@ -22,9 +23,6 @@ NEEDS_KEY = NEEDS_MODEL | {"train"}
 def submit(task, subtask: str, schema, *, spec: Optional[str], results: Optional[str], key: Optional[str],
            gpus: int, model: Optional[str], output: Optional[str], overwrite: bool, runner: Optional[str],
            overrides: List[str], gpu_index: Optional[str] = None, dry_run: bool = False) -> int:
-    if not task.available:
-        raise UsageError(f"{task.name} is planned but not available in this version of tao; "
-                         f"'tao --help' lists the tasks marked available")
     key = key or os.environ.get(KEY_ENV) or None
     plain_onnx = subtask == "infer_onnx" and (model or "").endswith(".onnx")  # export_format=ONNX encrypt=false
     if subtask in NEEDS_KEY and not key and not plain_onnx:

@@ -62,6 +62,5 @@ if __name__ == "__main__":  # make specs: regenerate specs/<task>/ for every ava
 
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "specs")
     for task in TASKS.values():
-        if task.available:
-            for path in download_specs(task, root / task.name, overwrite=True):
-                print(path)
+        for path in download_specs(task, root / task.name, overwrite=True):
+            print(path)

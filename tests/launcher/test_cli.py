@@ -115,26 +115,6 @@ def test_unknown_subtask_suggests_closest(tao):
     assert_no_traceback(proc)
 
 
-def planned_task() -> str:
-    """A task the registry lists as planned (skip when every task is available)."""
-    from tao_launcher.registry import TASKS
-
-    planned = [name for name, t in TASKS.items() if not t.available]
-    if not planned:
-        pytest.skip("every task of the registry is available")
-    return planned[0]
-
-
-def test_planned_task_refuses_with_a_sentence(tao):
-    planned = planned_task()
-    proc = tao(planned, "train", "-k", "x")
-    assert proc.returncode == 2
-    assert planned in proc.stderr and "planned" in proc.stderr
-    assert "not available" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    assert_no_traceback(proc)
-
-
 def test_train_without_key(tao):
     results = tao.home / "results"
     proc = tao("text_classification", "train", "-r", results, *TRAIN_REQUIRED)
@@ -422,15 +402,6 @@ def test_help_does_not_cut_descriptions(tao, argv):
     wanted = SUBTASK_HELP.values() if len(argv) == 2 else [c.help for c in main.commands.values()]
     for text in wanted:
         assert " ".join(text.split()) in listing, text
-
-
-def test_planned_task_help_says_planned(tao):
-    planned = planned_task()
-    for argv in ([planned, "--help"], [planned, "train", "--help"]):
-        proc = tao(*argv)
-        assert proc.returncode == 0, output(proc)
-        assert "planned: not available in this version of tao" in " ".join(proc.stdout.split()), argv
-    assert "planned" not in tao("text_classification", "train", "--help").stdout.split("Options:")[0]
 
 
 def test_num_classes_comes_from_the_labels_file(tao):

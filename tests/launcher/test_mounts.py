@@ -12,7 +12,8 @@ import conftest
 
 from tao_launcher.errors import UsageError
 from tao_launcher.launcher import mounts as mounts_mod
-from tao_launcher.launcher.mounts import Mount, MountsConfig, PathMap, load_mounts, mounts_file_path
+from tao_launcher.launcher.mounts import Mount, MountsConfig, load_mounts, mounts_file_path
+from tao_launcher.paths import PathMap
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC_FILES = {"dataset_convert.yaml", "train.yaml", "finetune.yaml", "evaluate.yaml", "infer.yaml",

@@ -24,8 +24,11 @@ TASK_CONFIGS = {
         "intent_labels": labels[0], "slot_labels": labels[1], "max_seq_length": 64, "pooling": "mean",
         "intent_num_fc_layers": 2, "intent_fc_dropout": 0.1, "slot_num_fc_layers": 1, "slot_fc_dropout": 0.1,
         "pretrained_model_name": "tiny"},
+    "question_answering": lambda labels: {   # no labels: a start and an end logit per token
+        "version_2_with_negative": True, "max_seq_length": 64, "doc_stride": 32, "max_query_length": 16,
+        "num_layers": 1, "dropout": 0.1, "pretrained_model_name": "tiny"},
 }
-DEFAULT_LABELS = {
+DEFAULT_LABELS = {   # the tasks with labels (question_answering has none)
     "text_classification": ["negative", "positive"],
     "token_classification": ["O", "B-LOC", "B-PER", "I-LOC", "I-PER"],
     "punctuation_and_capitalization": (["O", ",", ".", "?"], ["O", "U"]),
@@ -36,11 +39,13 @@ DEFAULT_LABELS = {
 def net_class(task: str):
     from tao_launcher.tasks.intent_slot_classification.model import IntentSlotModel
     from tao_launcher.tasks.punctuation_and_capitalization.model import PunctCapitModel
+    from tao_launcher.tasks.question_answering.model import QuestionAnsweringNet
     from tao_launcher.tasks.text_classification.model import TextClassifier
     from tao_launcher.tasks.token_classification.model import TokenClassifier
 
     return {"text_classification": TextClassifier, "token_classification": TokenClassifier,
-            "punctuation_and_capitalization": PunctCapitModel, "intent_slot_classification": IntentSlotModel}[task]
+            "punctuation_and_capitalization": PunctCapitModel, "intent_slot_classification": IntentSlotModel,
+            "question_answering": QuestionAnsweringNet}[task]
 
 
 def tiny_archive(task: str, dest: Path, key: str, labels=None, seed: int = 0, **config: Dict) -> Path:
@@ -57,7 +62,7 @@ def tiny_archive(task: str, dest: Path, key: str, labels=None, seed: int = 0, **
     torch.manual_seed(seed)
     encoder = load_encoder(config=BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1,
                                              num_attention_heads=2, intermediate_size=64, max_position_embeddings=128))
-    model_config = {**TASK_CONFIGS[task](labels or DEFAULT_LABELS[task]), **config}
+    model_config = {**TASK_CONFIGS[task](labels or DEFAULT_LABELS.get(task)), **config}
     net = net_class(task).from_config(model_config, encoder).eval()
     write_model_archive(dest, key, kind="tao", task=task, metrics=None,
                         write_payload=lambda folder: write_payload(folder, net, tokenizer))

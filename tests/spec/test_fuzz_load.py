@@ -23,7 +23,7 @@ from tao_launcher.registry import TASKS
 from tao_launcher.spec.load import coerce, leaf_fields, out_of_range, resolve_spec, section_keys
 from tao_launcher.spec.schema import REQUIRED
 
-SCHEMAS = [s.schema() for t in TASKS.values() if t.available for s in t.spec_subtasks()]
+SCHEMAS = [s.schema() for t in TASKS.values() for s in t.spec_subtasks()]
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", 1000))   # per test; fewer while debugging a failure
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
