@@ -1,16 +1,25 @@
-"""Building blocks for spec schemas: a field with help text, and the sections every task shares.
+"""Building blocks for spec schemas: a field with help text, the sections every task shares, and the shapes of
+the subtask schemas built from a task's own sections.
 
 A spec schema is a plain dataclass tree. Each leaf is declared with ``spec_field`` so
 that its default, its type, its one-line description and whether it names a file are
 all in one place; ``load.py`` validates against it, ``render.py`` writes the default YAML
 and the ``--help`` text from it.
+
+A task's spec.py declares what is its own (its model, data and head sections, its examples' arguments) and
+builds its subtask schemas with the factories at the end of this file: ``train_spec`` (and ``finetune_spec``
+from it), ``evaluate_spec``, ``dataset_convert_spec`` and ``subtask_spec`` (export, infer_onnx), each with an
+example from ``Examples``; ``data_section`` builds a dataset section, ``subset_section`` a finetune model section.
+``nlp/spec.py`` adds the sections the NLP tasks share.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from typing import Any, ClassVar, List, Optional
+import sys
+import typing
+from dataclasses import dataclass, make_dataclass
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple
 
 REQUIRED = "???"  # OmegaConf's marker for a value the user must set
 
@@ -102,6 +111,8 @@ FRACTION = dict(min=0.0, max=1.0)                        # ratios, weights
 DROPOUT = dict(min=0.0, max=1.0, max_exclusive=True)     # a dropout of 1 zeroes every activation
 SEQ_LENGTH = dict(min=3, max=512)                        # sub-tokens, [CLS] and [SEP] included; 512: BERT positions
 LEARNING_RATE = dict(min=0.0, min_exclusive=True, max=10.0)
+SHARE = dict(min=0.0, max=1.0, max_exclusive=True)       # a share split off a dataset (dev_ratio): not all of it
+SEED = dict(min=0, max=2**32 - 1)                        # random seeds (numpy takes 32 bits)
 ONNX_OPSET = dict(min=11, max=20)   # torch.onnx (TorchScript exporter) writes up to 20; BERT fails at 9 (dynamic Slice)
 
 
@@ -122,7 +133,7 @@ class TrainerSpec:
     log_every_n_steps: int = spec_field(10, "write training metrics every N steps", **POSITIVE)
     checkpoint_every_n_steps: int = spec_field(50, "also save checkpoints/last.ckpt every N steps, for resume after a crash (0: only at epoch end)",
                                            **NON_NEGATIVE)
-    seed: int = spec_field(42, "random seed for weights init, shuffling and dropout", min=0, max=2**32 - 1)
+    seed: int = spec_field(42, "random seed for weights init, shuffling and dropout", **SEED)
     enable_progress_bar: bool = spec_field(True, "show progress bars on the terminal (never in a log or pipe)")
     monitor: Optional[str] = spec_field(None, "validation metric that picks the epoch to keep, e.g. val_loss "
                                               "(null: the task's main metric)")
@@ -183,8 +194,8 @@ class SpecBase:
 
 @dataclass
 class ExportFields(SpecBase):
-    """The fields of every task's export (a task's ExportSpec subclasses it and adds its example; speech_to_text
-    narrows export_format to RIVA and ONNX)."""
+    """The fields of every task's export (a task's ExportSpec is ``subtask_spec("ExportSpec", <its example>,
+    base=ExportFields)``; speech_to_text's subclasses it to narrow export_format to RIVA and ONNX)."""
 
     export_format: str = spec_field("RIVA", "RIVA (.riva for Riva ServiceMaker), ONNX (encrypted .eonnx; plain with "
                                     "encrypt=false) or HF (a Hugging Face folder: from_pretrained)",
@@ -194,3 +205,179 @@ class ExportFields(SpecBase):
     export_to: Optional[str] = spec_field(None, "name in the results folder (default exported-model.riva, "
                                           "exported-model.eonnx, exported-model-onnx/, exported-model-hf/)")
     onnx_opset: int = spec_field(17, "ONNX opset version (what torch.onnx writes)", **ONNX_OPSET)
+
+
+# ----------------------------------------------------------------------------- sections made by functions
+
+Fields = Sequence[Tuple[str, Any, Any]]  # (name, type, spec_field(...) or section(...)), as make_dataclass takes them
+SECTION_FACTORIES = True  # a module of factories: what it makes belongs to the module that called it (make_section)
+
+
+def make_section(name: str, fields: Fields, bases: tuple = (), namespace: Optional[Dict[str, Any]] = None) -> type:
+    """``dataclasses.make_dataclass``, with the class's module that of the spec.py that asked for it (the first
+    caller outside a module that sets ``SECTION_FACTORIES``), as if written there: bound there to ``name``, its
+    instances pickle."""
+    cls = make_dataclass(name, list(fields), bases=bases, namespace=namespace)
+    frame = sys._getframe(1)
+    while frame.f_back is not None and frame.f_globals.get("SECTION_FACTORIES"):
+        frame = frame.f_back
+    cls.__module__ = frame.f_globals["__name__"]
+    return cls
+
+
+# ----------------------------------------------------------------------------- dataset sections
+
+def shuffle_field(why: str) -> Tuple[str, Any, Any]:
+    """A training section's ``shuffle``: on, with ``why`` saying how its batches are formed."""
+    return ("shuffle", bool, spec_field(True, f"shuffle every epoch ({why})"))
+
+
+def data_section(name: str, files: Fields, batch_size: int, batch_help: str, samples: str, training: Fields = (),
+                 after: Fields = ()) -> type:
+    """A dataset section ``{<files>, batch_size, num_samples, <training>, <after>, num_workers}``.
+
+    ``files`` name the data (a file, a prefix, a manifest); ``batch_help`` says what a batch counts ("sentences per
+    batch"), ``samples`` what num_samples counts ("lines"); ``training`` holds what only a training section has
+    (``shuffle_field`` among it), ``after`` what the task adds to every section."""
+    return make_section(name, [
+        *files,
+        ("batch_size", int, spec_field(batch_size, batch_help, **POSITIVE)),
+        ("num_samples", int, spec_field(-1, f"use only the first N {samples} (-1: all)", **COUNT_OR_ALL)),
+        *training, *after,
+        ("num_workers", int, spec_field(0, "DataLoader worker processes (0: load in the main process)", **WORKERS)),
+    ])
+
+
+def subset_section(name: str, section_cls: type, *names: str) -> type:
+    """A section of some of ``section_cls``'s fields, declared as there (a finetune model section: the settings
+    of the model that fine-tuning may still change)."""
+    hints = typing.get_type_hints(section_cls)
+    by_name = {f.name: f for f in dataclasses.fields(section_cls)}
+    return make_section(name, [(n, hints[n], _copy_field(by_name[n])) for n in names])
+
+
+def _copy_field(f: dataclasses.Field, help: Optional[str] = None) -> Any:
+    """A new field with ``f``'s default and metadata (``help`` replacing its help when given)."""
+    metadata = dict(f.metadata, **({} if help is None else {"help": help}))
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return dataclasses.field(default_factory=f.default_factory, metadata=metadata)  # type: ignore[misc]
+    return dataclasses.field(default=f.default, metadata=metadata)
+
+
+# ----------------------------------------------------------------------------- subtask schemas
+
+@dataclass(frozen=True)
+class Examples:
+    """The example command lines of a task's subtasks (``--help`` and the spec files' titles show them), all in
+    one convention: ``tao <task> <subtask> [-e <spec>] -r <results>/<subtask> [-m <model>] -k $KEY <args>``, with
+    the model that train writes (the export, for infer_onnx; none for train and dataset_convert, which writes
+    into <results>/convert and takes no key). A task gives only each subtask's arguments:
+    ``EXAMPLE("evaluate", "data_dir=/data/ner")``."""
+
+    task: str                              # token_classification
+    results: str                           # /results/ner: a results folder per subtask below it
+    exported: str = "exported-model.eonnx"  # what export writes, for infer_onnx's -m
+
+    def __call__(self, subtask: str, args: str, spec: bool = False) -> str:
+        """``spec``: name the shipped spec file with -e (train always does)."""
+        line = [f"tao {self.task} {subtask}"]
+        if spec or subtask == "train":
+            line.append(f"-e /specs/{self.task}/{subtask}.yaml")
+        line.append(f"-r {self.results}/{'convert' if subtask == 'dataset_convert' else subtask}")
+        if subtask == "infer_onnx":
+            line.append(f"-m {self.results}/export/{self.exported}")
+        elif subtask not in ("dataset_convert", "train"):
+            line.append(f"-m {self.results}/train/checkpoints/trained-model.tao")
+        if subtask != "dataset_convert":
+            line.append("-k $KEY")
+        return " ".join(line + [args])
+
+
+def subtask_spec(name: str, example: str, fields: Fields = (), *, base: type = SpecBase,
+                 problems: Optional[Callable[[Any], List[str]]] = None) -> type:
+    """A subtask's schema class ``name`` (the name ``registry.py`` looks up): ``base``'s fields, then ``fields``,
+    with the ``example`` that ``--help`` and the spec file's title show and, when given, the ``problems`` rule
+    between its fields (``SpecBase.problems``)."""
+    namespace: Dict[str, Any] = {"example": example}
+    if problems is not None:
+        namespace["problems"] = problems
+    return make_section(name, fields, bases=(base,), namespace=namespace)
+
+
+def _data_dir(help: Optional[str]) -> Fields:
+    return [("data_dir", str, spec_field(REQUIRED, help, path="dir"))] if help else []
+
+
+def _in_data_dir(help: str, data_dir: Optional[str]) -> str:
+    return help + (" (files in data_dir)" if data_dir else "")
+
+
+def train_spec(example: str, model: type, training: type, validation: type, optim: type = OptimSpec, *,
+               data_dir: Optional[str] = None, model_help: str = "the model",
+               validation_help: str = "validation data, evaluated every epoch", extra: Fields = (),
+               problems: Optional[Callable[[Any], List[str]]] = None) -> type:
+    """``TrainSpec``: ``[data_dir,] trainer, model, training_ds, validation_ds, <extra>, optim``.
+
+    ``data_dir`` (its help) for a task whose data files are named inside one folder; ``extra`` sections go
+    after the data (question_answering's decoding); ``problems`` checks rules between fields."""
+    return subtask_spec("TrainSpec", example, [
+        *_data_dir(data_dir),
+        ("trainer", TrainerSpec, section(TrainerSpec, "training loop")),
+        ("model", model, section(model, model_help)),
+        ("training_ds", training, section(training, _in_data_dir("training data", data_dir))),
+        ("validation_ds", validation, section(validation, validation_help)),
+        *extra,
+        ("optim", optim, section(optim, "optimizer")),
+    ], problems=problems)
+
+
+def finetune_spec(train: type, example: str, model: Optional[type], *, model_help: str = "the model comes from -m",
+                  data: Optional[str] = None, **helps: str) -> type:
+    """``FinetuneSpec``: the sections of ``train`` (a ``train_spec``) in its order, with ``finetuning_ds`` in place of
+    ``training_ds`` (help ``data``; default: the training data's, of fine-tuning) and the task's finetune
+    ``model`` section in place of the model (or none: the model comes whole from -m). ``helps`` replace the help
+    of other fields by name (``data_dir=...``). Train's rules between fields (``problems``) are not carried over."""
+    hints = typing.get_type_hints(train)
+    fields = []
+    for f in dataclasses.fields(train):
+        if f.name == "model":
+            if model is not None:
+                fields.append(("model", model, section(model, model_help)))
+        elif f.name == "training_ds":
+            help = data or "fine-tuning" + f.metadata["help"][len("training"):]
+            fields.append(("finetuning_ds", hints[f.name], _copy_field(f, help)))
+        else:
+            fields.append((f.name, hints[f.name], _copy_field(f, helps.pop(f.name, None))))
+    if helps:
+        raise ValueError(f"finetune_spec: {train.__name__} has no fields {sorted(helps)}")
+    return subtask_spec("FinetuneSpec", example, fields)
+
+
+def evaluate_spec(example: str, test: type, *, data_dir: Optional[str] = None, test_help: str = "labelled test data",
+                  extra: Fields = ()) -> type:
+    """``EvaluateSpec``: ``[data_dir,] test_ds, <extra>``."""
+    return subtask_spec("EvaluateSpec", example, [
+        *_data_dir(data_dir),
+        ("test_ds", test, section(test, _in_data_dir(test_help, data_dir))),
+        *extra,
+    ])
+
+
+def dataset_convert_spec(example: str, source: str, target: str, *, source_kind: str = "dir",
+                         dataset: Optional[Tuple[str, str, tuple]] = None, extra: Fields = ()) -> type:
+    """``DatasetConvertSpec``: ``[dataset_name,] source_data_dir, target_data_dir, <extra>``.
+
+    ``dataset`` is dataset_name's (default, help, choices); ``source`` and ``target`` the helps of the folder
+    (or file: ``source_kind``, a ``PATH_KINDS`` value) to read and the folder to write."""
+    name = [("dataset_name", str, spec_field(dataset[0], dataset[1], choices=dataset[2]))] if dataset else []
+    return subtask_spec("DatasetConvertSpec", example, [
+        *name,
+        ("source_data_dir", str, spec_field(REQUIRED, source, path=source_kind)),
+        ("target_data_dir", str, spec_field(REQUIRED, target, path="out_dir")),
+        *extra,
+    ])
+
+
+def split_seed() -> Tuple[str, Any, Any]:
+    """dataset_convert's ``seed`` of the train/dev split."""
+    return ("seed", int, spec_field(42, "seed of the train/dev split", **SEED))

@@ -1,7 +1,8 @@
 """Spec schemas of question_answering (extractive, SQuAD v1.1 and v2.0), one per subtask, with TAO 3.0's names.
 
 These dataclasses are the single source of the shipped YAML (``specs/question_answering``), of
-validation and of ``--help``. Imports no torch.
+validation and of ``--help``. Imports no torch. The shapes shared with the other tasks come from ``spec.schema``
+and ``nlp.spec``.
 """
 
 from __future__ import annotations
@@ -9,31 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Dict, List, Optional
 
+from tao_launcher.nlp.spec import file_data_specs, text_infer_spec, token_head_spec
 from tao_launcher.spec.schema import (
-    COUNT_OR_ALL, DROPOUT, LEARNING_RATE, POSITIVE, REQUIRED, SEQ_LENGTH, ExportFields, LanguageModelSpec, OptimSpec,
-    SpecBase, TrainerSpec, section, spec_field)
+    LEARNING_RATE, REQUIRED, SEED, SEQ_LENGTH, SHARE, Examples, ExportFields, LanguageModelSpec, OptimSpec,
+    SpecBase, evaluate_spec, finetune_spec, section, spec_field, subtask_spec, train_spec)
 
+EXAMPLE = Examples("question_answering", "/results/qa")
 DATA_FORMAT = "a SQuAD v1.1/v2.0 JSON file (data[].paragraphs[].context and qas[]; docs/question_answering.md)"
-WORKERS = dict(min=0, max=64)
 # the tokens of a window that are not the question: [CLS], [SEP], [SEP] and at least this much context
 MIN_CONTEXT_TOKENS = 16
 
-
-@dataclass
-class TrainingData:
-    file: str = spec_field(REQUIRED, "training file, " + DATA_FORMAT, path="file")
-    batch_size: int = spec_field(24, "windows per batch (a long context is several windows)", **POSITIVE)
-    num_samples: int = spec_field(-1, "use only the first N questions of the file (-1: all)", **COUNT_OR_ALL)
-    shuffle: bool = spec_field(True, "shuffle every epoch (batches are formed from windows of similar length)")
-    num_workers: int = spec_field(0, "DataLoader worker processes (0: load in the main process)", **WORKERS)
-
-
-@dataclass
-class EvalData:
-    file: str = spec_field(REQUIRED, "labelled file, " + DATA_FORMAT, path="file")
-    batch_size: int = spec_field(64, "windows per batch", **POSITIVE)
-    num_samples: int = spec_field(-1, "use only the first N questions of the file (-1: all)", **COUNT_OR_ALL)
-    num_workers: int = spec_field(0, "DataLoader worker processes (0: load in the main process)", **WORKERS)
+TrainingData, EvalData = file_data_specs("file", DATA_FORMAT, "windows", "questions of the file", (24, 64),
+                                        eval_file="labelled",
+                                        train_batch_help="windows per batch (a long context is several windows)")
 
 
 @dataclass
@@ -48,11 +37,9 @@ class DatasetSpec:
     max_query_length: int = spec_field(64, "questions are cut to this many sub-tokens", min=1, max=509)
 
 
-@dataclass
-class TokenClassifierSpec:
-    num_layers: int = spec_field(1, "layers of the start/end head on each token (1: a single linear layer, as "
-                                    "NeMo and Hugging Face)", min=1, max=16)
-    dropout: float = spec_field(0.0, "dropout before each head layer", **DROPOUT)
+TokenClassifierSpec = token_head_spec("TokenClassifierSpec", "layers of the start/end head on each token (1: a "
+                                                             "single linear layer, as NeMo and Hugging Face)",
+                                      layers="num_layers", dropout="dropout", dropout_default=0.0)
 
 
 @dataclass
@@ -90,16 +77,17 @@ def _window_problems(dataset: DatasetSpec) -> List[str]:
     return []
 
 
+# the subtask schemas (the names registry.py looks up)
 @dataclass
 class DatasetConvertSpec(SpecBase):
-    example: ClassVar[str] = ("tao question_answering dataset_convert -r /results/qa/convert "
-                              "source_file=/data/squad/train-v2.0.json target_data_dir=/data/squad_split dev_ratio=0.1")
+    example: ClassVar[str] = EXAMPLE("dataset_convert", "source_file=/data/squad/train-v2.0.json "
+                                                        "target_data_dir=/data/squad_split dev_ratio=0.1")
     source_file: str = spec_field(REQUIRED, "the SQuAD JSON file to check (and split)", path="file")
     target_data_dir: Optional[str] = spec_field(
         None, "folder to write train.json and dev.json into (needed when dev_ratio > 0)", path="out_dir")
     dev_ratio: float = spec_field(0.0, "share of the articles that go to dev.json, whole articles only (0: only "
-                                       "check the file and report its counts)", min=0.0, max=1.0, max_exclusive=True)
-    seed: int = spec_field(42, "seed of the train/dev split", min=0, max=2**32 - 1)
+                                       "check the file and report its counts)", **SHARE)
+    seed: int = spec_field(42, "seed of the train/dev split", **SEED)
 
     def problems(self) -> List[str]:
         if self.dev_ratio > 0 and not self.target_data_dir:
@@ -108,71 +96,27 @@ class DatasetConvertSpec(SpecBase):
         return []
 
 
-@dataclass
-class TrainSpec(SpecBase):
-    example: ClassVar[str] = (
-        "tao question_answering train -e /specs/question_answering/train.yaml -r /results/qa/train -k $KEY "
-        "training_ds.file=/data/squad/train-v2.0.json validation_ds.file=/data/squad/dev-v2.0.json")
-    trainer: TrainerSpec = section(TrainerSpec, "training loop")
-    model: ModelSpec = section(ModelSpec, "the model")
-    training_ds: TrainingData = section(TrainingData, "training data")
-    validation_ds: EvalData = section(EvalData, "validation data, scored (EM/F1) every epoch")
-    decoding: DecodingSpec = section(DecodingSpec, "answers from logits (validation)")
-    optim: QAOptimSpec = section(QAOptimSpec, "optimizer")
-
-    def problems(self) -> List[str]:
-        return _window_problems(self.model.dataset)
-
-
-@dataclass
-class FinetuneSpec(SpecBase):
-    example: ClassVar[str] = (
-        "tao question_answering finetune -r /results/qa/finetune -m /results/qa/train/checkpoints/trained-model.tao "
-        "-k $KEY finetuning_ds.file=/data/domain/train.json validation_ds.file=/data/domain/dev.json")
-    trainer: TrainerSpec = section(TrainerSpec, "training loop")
-    finetuning_ds: TrainingData = section(TrainingData, "fine-tuning data (windows and SQuAD version: the model's)")
-    validation_ds: EvalData = section(EvalData, "validation data, scored (EM/F1) every epoch")
-    decoding: DecodingSpec = section(DecodingSpec, "answers from logits (validation)")
-    optim: QAOptimSpec = section(QAOptimSpec, "optimizer")
-
-
-@dataclass
-class EvaluateSpec(SpecBase):
-    example: ClassVar[str] = (
-        "tao question_answering evaluate -r /results/qa/evaluate -m /results/qa/train/checkpoints/trained-model.tao "
-        "-k $KEY test_ds.file=/data/squad/dev-v2.0.json")
-    test_ds: EvalData = section(EvalData, "labelled test data, scored with the official SQuAD v2.0 rules")
-    decoding: DecodingSpec = section(DecodingSpec, "answers from logits")
-
-
-@dataclass
-class InferSpec(SpecBase):
-    example: ClassVar[str] = (
-        "tao question_answering infer -r /results/qa/infer -m /results/qa/train/checkpoints/trained-model.tao "
-        "-k $KEY input_file=/data/squad/dev-v2.0.json")
-    input_batch: List[Dict[str, str]] = spec_field(
-        [{"question": "When did the Normans settle in Normandy?",
-          "context": "The Normans were the people who in the 10th and 11th centuries gave their name to Normandy, "
-                     "a region in France."},
-         {"question": "What is the capital of Australia?",
-          "context": "The Normans were the people who in the 10th and 11th centuries gave their name to Normandy, "
-                     "a region in France."}],
-        "questions to answer, each {\"question\": ..., \"context\": ...} (ignored when input_file is set)")
-    input_file: Optional[str] = spec_field(None, "questions to answer: " + DATA_FORMAT + "; answers, if any, are "
-                                                 "ignored", path="file")
-    batch_size: int = spec_field(32, "windows per batch", **POSITIVE)
-    decoding: DecodingSpec = section(DecodingSpec, "answers from logits")
-
-
-@dataclass
-class ExportSpec(ExportFields):
-    example: ClassVar[str] = (
-        "tao question_answering export -r /results/qa/export -m /results/qa/train/checkpoints/trained-model.tao "
-        "-k $KEY export_format=ONNX")
-
-
-@dataclass
-class InferOnnxSpec(InferSpec):
-    example: ClassVar[str] = (
-        "tao question_answering infer_onnx -r /results/qa/infer_onnx -m /results/qa/export/exported-model.eonnx "
-        "-k $KEY input_file=/data/squad/dev-v2.0.json")
+TrainSpec = train_spec(
+    EXAMPLE("train", "training_ds.file=/data/squad/train-v2.0.json validation_ds.file=/data/squad/dev-v2.0.json"),
+    ModelSpec, TrainingData, EvalData, QAOptimSpec, validation_help="validation data, scored (EM/F1) every epoch",
+    extra=[("decoding", DecodingSpec, section(DecodingSpec, "answers from logits (validation)"))],
+    problems=lambda spec: _window_problems(spec.model.dataset))
+FinetuneSpec = finetune_spec(
+    TrainSpec, EXAMPLE("finetune", "finetuning_ds.file=/data/domain/train.json "
+                                   "validation_ds.file=/data/domain/dev.json"),
+    None, data="fine-tuning data (windows and SQuAD version: the model's)")
+EvaluateSpec = evaluate_spec(
+    EXAMPLE("evaluate", "test_ds.file=/data/squad/dev-v2.0.json"), EvalData,
+    test_help="labelled test data, scored with the official SQuAD v2.0 rules",
+    extra=[("decoding", DecodingSpec, section(DecodingSpec, "answers from logits"))])
+InferSpec = text_infer_spec(
+    EXAMPLE("infer", "input_file=/data/squad/dev-v2.0.json"),
+    [{"question": question, "context": "The Normans were the people who in the 10th and 11th centuries gave their "
+                                       "name to Normandy, a region in France."}
+     for question in ("When did the Normans settle in Normandy?", "What is the capital of Australia?")],
+    "questions to answer, each {\"question\": ..., \"context\": ...}",
+    "questions to answer: " + DATA_FORMAT + "; answers, if any, are ignored", input_type=List[Dict[str, str]],
+    extra=[("decoding", DecodingSpec, section(DecodingSpec, "answers from logits"))])
+ExportSpec = subtask_spec("ExportSpec", EXAMPLE("export", "export_format=ONNX"), base=ExportFields)
+InferOnnxSpec = subtask_spec("InferOnnxSpec", EXAMPLE("infer_onnx", "input_file=/data/squad/dev-v2.0.json"),
+                             base=InferSpec)

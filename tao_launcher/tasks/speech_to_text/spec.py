@@ -4,18 +4,20 @@ The single source of the shipped YAML (``specs/speech_to_text``), validation and
 section follows NeMo's ``EncDecCTCModel`` config: ``preprocessor`` (AudioToMelSpectrogramPreprocessor),
 ``spec_augment``, ``encoder`` (the ``jasper:`` block table, here named by ``arch`` and scaled by
 ``channel_scale``) and the vocabulary (``labels``, or a sentencepiece ``tokenizer`` for Citrinet).
-Imports no torch.
+Imports no torch. The shapes shared with the other tasks come from ``spec.schema``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, make_dataclass
+from dataclasses import dataclass
 from typing import Any, ClassVar, Dict, List, Optional
 
 from tao_launcher.spec.schema import (
-    COUNT_OR_ALL, DROPOUT, FRACTION, LEARNING_RATE, POSITIVE, REQUIRED, WORKERS, ExportFields, OptimSpec, SchedSpec,
-    SpecBase, TrainerSpec, section, spec_field)
+    DROPOUT, FRACTION, LEARNING_RATE, POSITIVE, REQUIRED, Examples, ExportFields, OptimSpec, SchedSpec, SpecBase,
+    data_section, dataset_convert_spec, evaluate_spec, finetune_spec, section, shuffle_field, spec_field,
+    subset_section, subtask_spec, train_spec)
 
+EXAMPLE = Examples("speech_to_text", "/results/asr", exported="exported-model.riva")
 ARCHS = ("quartznet_5x5", "quartznet_15x5", "jasper_10x5", "citrinet_256", "citrinet_384", "citrinet_1024")
 # NeMo's QuartzNet/Jasper character set: blank is the extra last class of the decoder
 CHAR_LABELS = [" ", *"abcdefghijklmnopqrstuvwxyz", "'"]
@@ -28,26 +30,18 @@ SAMPLE_RATE = dict(min=8000, max=48000)
 
 def _data_spec(name: str, batch_size: int, training: bool) -> type:
     """NeMo's ``{manifest_filepath, batch_size, max_duration, ...}`` dataset section."""
-    fields = [
-        ("manifest_filepath", str, spec_field(REQUIRED, MANIFEST_HELP, path="file")),
-        ("batch_size", int, spec_field(batch_size, "utterances per batch", **POSITIVE)),
-        ("num_samples", int, spec_field(-1, "use only the first N utterances (-1: all)", **COUNT_OR_ALL)),
+    training_fields = [
+        ("max_duration", float, spec_field(16.7, "leave out utterances longer than this (seconds)", **DURATION)),
+        ("min_duration", float, spec_field(0.1, "leave out utterances shorter than this (seconds)", **DURATION)),
+        shuffle_field("random batches: batch norm needs mixed ones"),
+        ("speed_perturb", List[float], spec_field(
+            [], "extra copies of every clip played at these speeds, e.g. [0.9, 1.1] (Kaldi's 3-way speed "
+                "perturbation); featurised once with the rest, so an epoch trains on every copy; a copy slowed "
+                "beyond max_duration is left out", min=0.5, max=2.0)),
     ]
-    if training:
-        fields += [
-            ("max_duration", float, spec_field(16.7, "leave out utterances longer than this (seconds)", **DURATION)),
-            ("min_duration", float, spec_field(0.1, "leave out utterances shorter than this (seconds)", **DURATION)),
-            ("shuffle", bool, spec_field(True, "shuffle every epoch (random batches: batch norm needs mixed ones)")),
-            ("speed_perturb", List[float], spec_field(
-                [], "extra copies of every clip played at these speeds, e.g. [0.9, 1.1] (Kaldi's 3-way speed "
-                    "perturbation); featurised once with the rest, so an epoch trains on every copy; a copy slowed "
-                    "beyond max_duration is left out", min=0.5, max=2.0)),
-        ]
-    fields += [
-        ("skip_bad_files", bool, spec_field(False, SKIP_HELP)),
-        ("num_workers", int, spec_field(0, "DataLoader worker processes (0: load in the main process)", **WORKERS)),
-    ]
-    return make_dataclass(name, fields)
+    return data_section(name, [("manifest_filepath", str, spec_field(REQUIRED, MANIFEST_HELP, path="file"))],
+                        batch_size, "utterances per batch", "utterances", training=training_fields if training else (),
+                        after=[("skip_bad_files", bool, spec_field(False, SKIP_HELP))])
 
 
 TrainingData = _data_spec("TrainingData", 32, training=True)
@@ -155,71 +149,38 @@ class SpeechOptimSpec(OptimSpec):
     sched: SpeechSchedSpec = section(SpeechSchedSpec, "learning-rate schedule")
 
 
-@dataclass
-class DatasetConvertSpec(SpecBase):
-    example: ClassVar[str] = ("tao speech_to_text dataset_convert -r /results/asr/convert dataset_name=fsdd "
-                              "source_data_dir=/data/fsdd target_data_dir=/data/fsdd_16k")
-    dataset_name: str = spec_field("fsdd", "fsdd, librispeech, ljspeech, or manifest (a NeMo manifest to check, "
-                                           "resample and normalise)",
-                                   choices=("fsdd", "librispeech", "ljspeech", "manifest"))
-    source_data_dir: str = spec_field(REQUIRED, "the dataset's folder (fsdd: recordings/; librispeech: the "
-                                                "LibriSpeech/ tree; ljspeech: metadata.csv and wavs/), or the "
-                                                "manifest file for dataset_name=manifest", path="exists")
-    target_data_dir: str = spec_field(REQUIRED, "folder for <split>_manifest.json and the resampled wavs/",
-                                      path="out_dir")
-    sample_rate: int = spec_field(16000, "rate of the written mono 16-bit wav files (Hz)", **SAMPLE_RATE)
-    test_ratio: float = spec_field(0.1, "ljspeech only (it has no split): the share of clips for the test manifest",
-                                   min=0.0, max=1.0, min_exclusive=True, max_exclusive=True)
-    skip_bad_files: bool = spec_field(False, "false: a bad audio file or transcript stops the conversion, naming "
-                                             "it; true: it is skipped and counted")
-
-
-@dataclass
-class TrainSpec(SpecBase):
-    example: ClassVar[str] = ("tao speech_to_text train -e /specs/speech_to_text/train.yaml -r /results/asr/train "
-                              "-k $KEY training_ds.manifest_filepath=/data/fsdd_16k/train_manifest.json "
-                              "validation_ds.manifest_filepath=/data/fsdd_16k/test_manifest.json")
-    trainer: TrainerSpec = section(TrainerSpec, "training loop")
-    model: ModelSpec = section(ModelSpec, "the acoustic model")
-    training_ds: TrainingData = section(TrainingData, "training data")
-    validation_ds: EvalData = section(EvalData, "validation data, evaluated every epoch (val_wer picks the model)")
-    optim: SpeechOptimSpec = section(SpeechOptimSpec, "optimizer")
-
-    def problems(self) -> List[str]:
-        return self.model.problems()
-
-
-@dataclass
-class FinetuneModelSpec:
-    spec_augment: SpecAugmentSpec = section(SpecAugmentSpec, "SpecAugment (training only)")
-
-
-@dataclass
-class FinetuneSpec(SpecBase):
-    example: ClassVar[str] = ("tao speech_to_text finetune -e /specs/speech_to_text/finetune.yaml "
-                              "-r /results/asr/finetune -m /results/asr/train/checkpoints/trained-model.tao -k $KEY "
-                              "finetuning_ds.manifest_filepath=/data/new/train_manifest.json "
-                              "validation_ds.manifest_filepath=/data/new/test_manifest.json")
-    trainer: TrainerSpec = section(TrainerSpec, "training loop")
-    model: FinetuneModelSpec = section(FinetuneModelSpec, "the model, its features and vocabulary come from -m")
-    finetuning_ds: TrainingData = section(TrainingData, "fine-tuning data (the -m model's vocabulary)")
-    validation_ds: EvalData = section(EvalData, "validation data, evaluated every epoch")
-    optim: SpeechOptimSpec = section(SpeechOptimSpec, "optimizer")
-
-
-@dataclass
-class EvaluateSpec(SpecBase):
-    example: ClassVar[str] = ("tao speech_to_text evaluate -r /results/asr/evaluate "
-                              "-m /results/asr/train/checkpoints/trained-model.tao -k $KEY "
-                              "test_ds.manifest_filepath=/data/fsdd_16k/test_manifest.json")
-    test_ds: EvalData = section(EvalData, "labelled test data")
+# the subtask schemas (the names registry.py looks up)
+DatasetConvertSpec = dataset_convert_spec(
+    EXAMPLE("dataset_convert", "dataset_name=fsdd source_data_dir=/data/fsdd target_data_dir=/data/fsdd_16k"),
+    dataset=("fsdd", "fsdd, librispeech, ljspeech, or manifest (a NeMo manifest to check, resample and normalise)",
+             ("fsdd", "librispeech", "ljspeech", "manifest")),
+    source="the dataset's folder (fsdd: recordings/; librispeech: the LibriSpeech/ tree; ljspeech: metadata.csv "
+           "and wavs/), or the manifest file for dataset_name=manifest", source_kind="exists",
+    target="folder for <split>_manifest.json and the resampled wavs/",
+    extra=[("sample_rate", int, spec_field(16000, "rate of the written mono 16-bit wav files (Hz)", **SAMPLE_RATE)),
+           ("test_ratio", float, spec_field(0.1, "ljspeech only (it has no split): the share of clips for the test "
+                                                 "manifest", min=0.0, max=1.0, min_exclusive=True, max_exclusive=True)),
+           ("skip_bad_files", bool, spec_field(False, "false: a bad audio file or transcript stops the conversion, "
+                                                      "naming it; true: it is skipped and counted"))])
+TrainSpec = train_spec(
+    EXAMPLE("train", "training_ds.manifest_filepath=/data/fsdd_16k/train_manifest.json "
+                     "validation_ds.manifest_filepath=/data/fsdd_16k/test_manifest.json"),
+    ModelSpec, TrainingData, EvalData, SpeechOptimSpec, model_help="the acoustic model",
+    validation_help="validation data, evaluated every epoch (val_wer picks the model)",
+    problems=lambda spec: spec.model.problems())
+FinetuneModelSpec = subset_section("FinetuneModelSpec", ModelSpec, "spec_augment")
+FinetuneSpec = finetune_spec(
+    TrainSpec, EXAMPLE("finetune", "finetuning_ds.manifest_filepath=/data/new/train_manifest.json "
+                                   "validation_ds.manifest_filepath=/data/new/test_manifest.json", spec=True),
+    FinetuneModelSpec, model_help="the model, its features and vocabulary come from -m",
+    data="fine-tuning data (the -m model's vocabulary)", validation_ds="validation data, evaluated every epoch")
+EvaluateSpec = evaluate_spec(EXAMPLE("evaluate", "test_ds.manifest_filepath=/data/fsdd_16k/test_manifest.json"),
+                             EvalData)
 
 
 @dataclass
 class InferSpec(SpecBase):
-    example: ClassVar[str] = ("tao speech_to_text infer -r /results/asr/infer "
-                              "-m /results/asr/train/checkpoints/trained-model.tao -k $KEY "
-                              "'file_paths=[/data/clip1.wav,/data/clip2.flac]'")
+    example: ClassVar[str] = EXAMPLE("infer", "'file_paths=[/data/clip1.wav,/data/clip2.flac]'")
     file_paths: List[str] = spec_field([], "audio files to transcribe (wav, flac, ...; any rate, resampled)",
                                        path="file")
     input_manifest: Optional[str] = spec_field(None, "a NeMo manifest to transcribe instead (its text is ignored)",
@@ -229,8 +190,7 @@ class InferSpec(SpecBase):
 
 @dataclass
 class ExportSpec(ExportFields):
-    example: ClassVar[str] = ("tao speech_to_text export -r /results/asr/export "
-                              "-m /results/asr/train/checkpoints/trained-model.tao -k $KEY export_format=RIVA")
+    example: ClassVar[str] = EXAMPLE("export", "export_format=RIVA")
     export_format: str = spec_field("RIVA", "RIVA (.riva: model.onnx, preprocessor settings and vocabulary) or ONNX "
                                             "(encrypted .eonnx; plain with encrypt=false)", choices=("RIVA", "ONNX"))
     encrypt: bool = spec_field(True, "ONNX only: false writes a plain folder (model.onnx, vocabulary, settings) that "
@@ -239,10 +199,7 @@ class ExportSpec(ExportFields):
                                                 "exported-model.eonnx, exported-model-onnx/)")
 
 
-@dataclass
-class InferOnnxSpec(InferSpec):
-    example: ClassVar[str] = ("tao speech_to_text infer_onnx -r /results/asr/infer_onnx "
-                              "-m /results/asr/export/exported-model.riva -k $KEY 'file_paths=[/data/clip1.wav]'")
+InferOnnxSpec = subtask_spec("InferOnnxSpec", EXAMPLE("infer_onnx", "'file_paths=[/data/clip1.wav]'"), base=InferSpec)
 
 
 def _arch(arch: str, **values) -> Dict[str, Any]:
