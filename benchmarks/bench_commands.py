@@ -1,4 +1,4 @@
-"""Whole-process wall time of the commands that do not train (issue 12, section 5).
+"""Whole-process wall time of the commands that do not train (issue 12, section 5), and of one short train.
 
 Each command runs as a user runs it, through the real `tao` CLI with the local runner, in a fresh
 process and a fresh results folder; N runs each (default 5), medians reported. With ``--before TREE``
@@ -43,6 +43,10 @@ def commands(work: Path, model: Path) -> Dict[str, List[str]]:
         "evaluate (sample dev, 60 sentences)": [TASK, "evaluate", "-m", str(model),
                                                 f"test_ds.file_path={work / 'data' / 'dev.tsv'}"],
         "export (export_format=ONNX)": [TASK, "export", "-m", str(model), "export_format=ONNX"],
+        # start-up, data, one epoch over the sample's 240 sentences, validation, the archive and the plots
+        "train (sample, 1 epoch)": [TASK, "train", f"training_ds.file_path={work / 'data' / 'train.tsv'}",
+                                    f"validation_ds.file_path={work / 'data' / 'dev.tsv'}",
+                                    "model.dataset.num_classes=2", "trainer.max_epochs=1"],
     }
 
 

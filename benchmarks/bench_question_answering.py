@@ -16,7 +16,7 @@ The peer (a subprocess of this script) is run_qa's recipe: AutoModelForQuestionA
 padded to 384 (max_seq_length 384, tokenizer stride 128: Hugging Face's overlap), run_qa's
 prepare_train_features / prepare_validation_features / postprocess_qa_predictions (n-best 20, max answer
 30 sub-tokens, null threshold 0), the Trainer configured like tao's optimizer defaults (bench_common).
-Both are scored by the official SQuAD v2.0 rules (tao's scoring.py, checked against the official script's
+Both are scored by the official SQuAD v2.0 rules (tao's nlp/squad_scoring.py, checked against the official script's
 definitions in tests/tasks/test_question_answering_data.py).
 
 Throughput: training questions per second of the training loop (tao: train_samples_per_sec, which counts
@@ -95,7 +95,7 @@ def gold_of(path: Path) -> Dict[str, List[str]]:
 
 def scores_of(gold: Dict[str, List[str]], predictions: Dict[str, str]) -> Dict[str, Any]:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from tao_launcher.tasks.question_answering.scoring import squad_scores
+    from tao_launcher.nlp.squad_scoring import squad_scores
 
     return squad_scores(gold, predictions)
 

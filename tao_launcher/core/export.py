@@ -57,3 +57,28 @@ def write_export(target: ExportTarget, run, task: str, write_files: Callable[[Pa
         write_model_archive(target.dest, run.key, kind=target.kind, task=task, metrics=None, write_payload=write_files)
     run.results.record(model=target.dest / "model.onnx" if target.kind == "onnx" else target.dest)
     log.info("exported %s", target.dest)
+
+
+def export_model(spec, run, task: str, family, net_cls) -> None:
+    """One export of the ``-m`` model, by ``export_format`` and ``encrypt``: model.onnx with what decoding needs
+    (the family's payload without weights, and riva_config.yaml for RIVA), or a Hugging Face folder for HF
+    (a family with ``write_hf_folder`` and a network whose ``exports_hf()`` says yes: nlp/hf_export.py)."""
+    from tao_launcher.core.model import load_model
+    from tao_launcher.core.onnx_export import export_onnx, riva_config
+
+    target = export_target(spec, run)
+    if target.kind == "hf" and not (hasattr(family, "write_hf_folder") and getattr(net_cls, "exports_hf", bool)()):
+        raise UsageError(f"export_format=HF is not available for {task} yet: use export_format=ONNX encrypt=false "
+                         f"for a plain model")
+    net, processor, _ = load_model(run.model, run.key, task, family, net_cls)
+
+    def files(out: Path) -> None:
+        if target.kind == "hf":
+            family.write_hf_folder(out, net, processor, task)
+            return
+        export_onnx(net, out / "model.onnx", opset=spec.onnx_opset)
+        family.write_payload(out, net, processor, weights=False)
+        if target.kind == "riva":
+            (out / "riva_config.yaml").write_text(riva_config(task, net))
+
+    write_export(target, run, task, files)

@@ -106,7 +106,8 @@ def span_counts(pred: torch.Tensor, gold: torch.Tensor, label_names: Sequence[st
     return counts
 
 
-def _prf(correct: int, support: int, predicted: int) -> Dict:
+def precision_recall_f1(correct: int, support: int, predicted: int) -> Dict:
+    """Precision, recall and F1 of ``correct`` hits among ``predicted`` items and ``support`` gold ones (0 where undefined)."""
     precision = correct / predicted if predicted else 0.0
     recall = correct / support if support else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
@@ -130,9 +131,9 @@ def span_report(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) ->
         for spans, column in ((gold_spans, 1), (pred_spans, 2), (gold_spans & pred_spans, 0)):
             for kind, _, _ in spans:
                 counts.setdefault(kind, [0, 0, 0])[column] += 1
-    per_type = {kind: _prf(*counts[kind]) for kind in sorted(counts)}
+    per_type = {kind: precision_recall_f1(*counts[kind]) for kind in sorted(counts)}
     total = [sum(c[i] for c in counts.values()) for i in range(3)]
-    return {"per_type": per_type, "micro": _prf(*total), "token_accuracy": same / tokens if tokens else 0.0}
+    return {"per_type": per_type, "micro": precision_recall_f1(*total), "token_accuracy": same / tokens if tokens else 0.0}
 
 
 def format_span_report(report: Dict) -> str:

@@ -18,7 +18,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, Optional
+from typing import Any, Callable, Dict, Iterator, Optional, Protocol, Tuple
 
 from tao_launcher import __version__
 from tao_launcher.core.archive import open_archive, read_archive_kind, save_archive
@@ -102,3 +102,50 @@ def plain_model_folder(model_file: Path, task: str) -> Path:
         raise UsageError(f"{model_file} holds a {manifest.get('task')} model, not {task}: pass a {task} export to -m")
     return folder
 
+
+
+class ModelFamily(Protocol):
+    """How one family of networks (NLP encoders with heads, speech CTC models) lays out its archive payload.
+
+    ``processor`` is what turns raw input into model feeds and back: the tokenizer or the vocabulary.
+    The modules nlp/model.py and tasks/speech_to_text/model.py are the two families (module-level
+    functions); the loading below, core/export.py and core/predict.py use nothing else of them."""
+
+    def write_payload(self, folder: Path, net, processor, *, weights: bool = True) -> None:
+        """The model's files; ``weights=False`` for exports, which carry model.onnx instead."""
+
+    def read_model(self, folder: Path, net_cls, *, inference: bool = False) -> Tuple[Any, Any, Dict]:
+        """(network in eval mode, processor, model config) of an opened archive."""
+
+    def read_processor(self, folder: Path, config: Dict) -> Any:
+        """The processor of an opened export (which has no weights), read into memory."""
+
+
+#: subtasks that only run the model forward, so may load it without transformers (nlp/model.py ``read_model``);
+#: finetune trains transformers' classes and export saves and traces them
+INFERENCE_SUBTASKS = ("evaluate", "infer")
+
+
+def load_model(path: Path, key: str, task: str, family: ModelFamily, net_cls, *, inference: bool = False
+               ) -> Tuple[Any, Any, Dict]:
+    """Network, processor and config of a ``.tao`` archive of ``task``; nothing decrypted stays on disk."""
+    with opened_model_archive(path, key, task) as folder:
+        return family.read_model(folder, net_cls, inference=inference)
+
+
+def load_run_model(run, task: str, family: ModelFamily, net_cls) -> Tuple[Any, Any, Dict]:
+    """Network, processor and config of the run's ``-m`` archive, as the run's subtask needs them."""
+    return load_model(run.model, run.key, task, family, net_cls, inference=run.subtask in INFERENCE_SUBTASKS)
+
+
+def load_export(path: Path, key: str, task: str, family: ModelFamily) -> Tuple[bytes, Any, Dict]:
+    """model.onnx bytes, processor and config of an export of ``task``: an encrypted ``.eonnx``/``.riva``
+    archive, or the ``model.onnx`` of a plain export folder (export_format=ONNX encrypt=false)."""
+    def read(folder: Path, model_file: Path) -> Tuple[bytes, Any, Dict]:
+        config = json.loads((folder / "model_config.json").read_text())
+        return model_file.read_bytes(), family.read_processor(folder, config), config
+
+    if path.suffix == ".onnx":
+        return read(plain_model_folder(path, task), path)
+    with opened_model_archive(path, key, task, kinds=("eonnx", "riva")) as folder:
+        return read(folder, folder / "model.onnx")

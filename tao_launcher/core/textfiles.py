@@ -131,3 +131,12 @@ def read_parallel(text_file: str | Path, labels_file: str | Path, num_samples: i
     if not count:
         raise DataError(f"text file {text_file} holds no sentences: write one sentence a line, and its labels on "
                         f"the same line of {labels_file} (dataset_convert writes them)")
+
+
+def data_folder(data_dir: str) -> Path:
+    """``data_dir`` of the tasks whose files dataset_convert writes into one folder, checked before any read."""
+    folder = Path(data_dir)
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise DataError(f"data_dir {folder} {what}: set data_dir= to the folder that dataset_convert wrote")
+    return folder

@@ -29,7 +29,9 @@ from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from tao_launcher.errors import ArchiveError, UsageError
 from tao_launcher.core import faultpoints, progress
-from tao_launcher.core.results import ResultsFolder, is_worker_process, partial_path, write_text_atomic
+from tao_launcher.core.module import BucketedDataModule, batch_size_of
+from tao_launcher.core.placement import Placement
+from tao_launcher.core.results import ResultsFolder, partial_path, write_text_atomic
 
 log = logging.getLogger("tao.trainer")
 LAST_CHECKPOINT = "last.ckpt"
@@ -102,26 +104,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         faultpoints.pause_point("checkpoint-saved")
 
 
-class ResumableDataLoader(torch.utils.data.DataLoader):
-    """A DataLoader whose position inside the epoch goes into checkpoints (Lightning's _Stateful protocol)."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.batches_done = 0
-
-    def __iter__(self):
-        self.batches_done = getattr(self.batch_sampler, "skip_batches", 0)
-        for batch in super().__iter__():
-            self.batches_done += 1
-            yield batch
-
-    def state_dict(self) -> Dict[str, int]:
-        return {"batches_done": self.batches_done}
-
-    def load_state_dict(self, state: Dict[str, int]) -> None:
-        self.batch_sampler.skip_batches = int(state.get("batches_done", 0))
-
-
 class ResumableCheckpoint(pl.Callback):
     """Save checkpoints/last.ckpt every N steps and at the end of each epoch."""
 
@@ -175,7 +157,7 @@ class MetricsLog(pl.Callback):
 
     def on_validation_end(self, trainer, pl_module):
         self.validated_step = trainer.global_step
-        if trainer.sanity_checking or is_worker_process():
+        if trainer.sanity_checking or is_worker():
             return
         row = {"epoch": trainer.current_epoch, "step": trainer.global_step}
         row.update({k: round(float(v), 6) for k, v in trainer.callback_metrics.items() if v.numel() == 1})
@@ -309,10 +291,9 @@ def _cpu_copy(pl_module) -> Dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in pl_module.state_dict().items()}
 
 
-def batch_size_of(batch) -> int:
-    """Rows of a batch, whatever the task: the first dimension of its first tensor."""
-    first = next(iter(batch.values())) if isinstance(batch, dict) else batch[0]
-    return int(first.shape[0]) if hasattr(first, "shape") else len(first)
+def is_worker() -> bool:
+    """A process that trains but writes no outputs (not the output owner of core/placement.py)."""
+    return not Placement.from_env().is_output_owner
 
 
 def devices_for(gpus: int) -> Dict[str, Any]:
@@ -324,7 +305,7 @@ def devices_for(gpus: int) -> Dict[str, Any]:
         accelerator = "gpu"
     else:
         accelerator = "cpu"
-        if gpus >= 1 and not is_worker_process():
+        if gpus >= 1 and not is_worker():
             log.info("no GPU found: running on the CPU with %d process%s", count, "es" if count > 1 else "")
     strategy = "ddp" if count > 1 else "auto"
     return {"accelerator": accelerator, "devices": count, "strategy": strategy}
@@ -350,7 +331,7 @@ def tensorboard_logger(results: ResultsFolder):
     except ModuleNotFoundError:
         log.warning("no TensorBoard event files: the tensorboard package is not installed (pip install tensorboard)")
         return False
-    if not is_worker_process():
+    if not is_worker():
         log.info("tensorboard: tensorboard --logdir %s", results.path / TENSORBOARD_DIR)
     return logger
 
@@ -391,8 +372,8 @@ def fit(trainer: pl.Trainer, module: pl.LightningModule, datamodule: pl.Lightnin
         results: ResultsFolder) -> None:
     """Train, resuming from checkpoints/last.ckpt when the results folder holds an unfinished run."""
     ckpt = results.checkpoints / LAST_CHECKPOINT
-    resume = ckpt if (results.resuming or (is_worker_process() and ckpt.exists())) else None
-    if resume and not is_worker_process():
+    resume = ckpt if (results.resuming or (is_worker() and ckpt.exists())) else None
+    if resume and not is_worker():
         state = trainer.strategy.checkpoint_io.preload(resume)
         log.info("resuming from %s (epoch %d, step %d)", resume, state.get("epoch", 0), state.get("global_step", 0))
         results.record(resumed_from=str(resume))
@@ -419,7 +400,6 @@ def fit_and_save(task: str, module: pl.LightningModule, datamodule: pl.Lightning
     ``trainer.save_best_model=false``.
     """
     from tao_launcher.core.model import write_model_archive
-    from tao_launcher.core.results import is_worker_process
 
     trainer = build_trainer(spec.trainer, run.results, run.gpus, main_metric=(main_metric, main_metric_mode),
                             key=run.key)
@@ -427,13 +407,30 @@ def fit_and_save(task: str, module: pl.LightningModule, datamodule: pl.Lightning
     if trainer.interrupted:
         raise KeyboardInterrupt
     metrics = kept_metrics(trainer)
-    if trainer.global_rank == 0 and not is_worker_process():
+    if trainer.global_rank == 0 and run.results.placement.is_output_owner:
         archive = run.results.checkpoints / ARCHIVE_NAME
         write_model_archive(archive, run.key, kind="tao", task=task, metrics=metrics, write_payload=write_payload)
         run.results.record(metrics, model=archive)
         discard_resume_checkpoint(run.results)
         report(trainer, run.results, archive)
     return metrics
+
+
+def fit_task(task: str, module: pl.LightningModule, train: List[Dict[str, Any]], val: List[Dict[str, Any]],
+             train_ds, val_ds, spec, run, *, family, processor, main_metric: str, main_metric_mode: str = "max",
+             **loader_options) -> Dict:
+    """train's and finetune's one path for every task: encoded examples in length-bucketed batches
+    (core/module.py ``BucketedDataModule``, its batch sizes, shuffling and workers from the two data
+    sections), then ``fit_and_save``, the archive laid out by the model ``family`` (core/model.py)
+    with ``module.net`` and its ``processor`` (tokenizer or vocabulary). ``loader_options`` go to the
+    data module as they are (pad_id, collate, length, train_bucketing)."""
+    datamodule = BucketedDataModule(
+        train, val, seed=spec.trainer.seed, train_batch_size=train_ds.batch_size, val_batch_size=val_ds.batch_size,
+        shuffle=train_ds.shuffle, train_num_workers=train_ds.num_workers, val_num_workers=val_ds.num_workers,
+        **loader_options)
+    return fit_and_save(task, module, datamodule, spec, run, main_metric=main_metric,
+                        main_metric_mode=main_metric_mode,
+                        write_payload=lambda folder: family.write_payload(folder, module.net, processor))
 
 
 def find_callback(trainer: pl.Trainer, cls: type):

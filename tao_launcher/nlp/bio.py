@@ -13,7 +13,7 @@ infer_onnx decode as validation did.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -77,6 +77,36 @@ def decode_labelled(logits: np.ndarray, labelled: np.ndarray, labels: Sequence[s
         if len(positions):
             out[row, positions] = decode(logits[row, positions], labels, bio)
     return out
+
+
+def decode_words(word_logits: Sequence[Sequence], labels: Sequence[str], config: Dict,
+                 mask: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> List[List[str]]:
+    """Per sentence, the tag of every word from a per-token head's word rows (``nlp.tokens.predict_words``),
+    decoded as the model config says (``CONFIG_KEY``). ``mask`` may first make labels impossible in a
+    sentence's (words, labels) logits (intent_slot's UNK)."""
+    out = []
+    for sentence in word_logits:
+        logits = np.asarray(sentence, dtype=np.float32).reshape(len(sentence), len(labels))
+        ids = decode(mask(logits) if mask else logits, labels, config.get(CONFIG_KEY, False))
+        out.append([labels[i] for i in ids])
+    return out
+
+
+def validation_counts(logits, gold, labels: Sequence[str], bio: bool):
+    """What a validation step adds up for a per-token head, with its tags decoded as evaluate decodes them:
+    [correct, predicted, gold] spans (conlleval, ``core.metrics.span_counts``) and [right, labelled] words,
+    as one long tensor on the CPU. ``logits`` (batch, sequence, labels) and ``gold`` (batch, sequence; the
+    positions off first sub-tokens ``IGNORE_INDEX``) are torch tensors."""
+    import torch
+
+    from tao_launcher.core.data import IGNORE_INDEX
+    from tao_launcher.core.metrics import span_counts
+
+    gold = gold.cpu()
+    labelled = gold != IGNORE_INDEX
+    pred = torch.from_numpy(decode_labelled(logits.float().cpu().numpy(), labelled.numpy(), labels, bio))
+    words = torch.tensor([int(((pred == gold) & labelled).sum()), int(labelled.sum())])
+    return torch.cat([span_counts(pred, gold, labels), words])
 
 
 def choose(requested: bool, train_tags: Iterable[Sequence[str]], labels: Sequence[str], log) -> bool:

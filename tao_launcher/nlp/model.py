@@ -5,8 +5,9 @@ JSON-able dict, saved as ``model_config.json``), rebuilds itself with ``from_con
 label files that travel with it (``artifacts``), and describes its own ONNX export, as NeMo's
 ``Exportable`` does: input names, output names, dynamic axes and example inputs.
 
-Payload of an NLP model archive (see core/model.py for the manifest, docs/archive_format.md
-for the encryption)::
+This module is the NLP ``ModelFamily`` (core/model.py): ``write_payload``, ``read_model`` and
+``read_processor`` lay out the payload of an NLP model archive (core/model.py adds the manifest,
+docs/archive_format.md describes the encryption)::
 
     model_config.json    the task's model settings (labels, head, max_seq_length, ...)
     model.safetensors    all weights (never pickle)
@@ -18,18 +19,15 @@ for the encryption)::
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Tuple, Type
 
 import torch
 from torch import nn
 
-from tao_launcher.core.model import opened_model_archive, plain_model_folder
 from tao_launcher.nlp import bert
 from tao_launcher.nlp.encoder import load_encoder, load_tokenizer, save_tokenizer
-
-SEQUENCE_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-
 
 class EncoderNet(nn.Module):
     """Base of every NLP task's network. ``forward`` takes ``input_names`` in order and returns
@@ -92,11 +90,58 @@ class EncoderNet(nn.Module):
         return {**({"labels_file": labels[0]} if len(labels) == 1 else {"labels_files": labels} if labels else {}),
                 "tokenizer_dir": "tokenizer", "max_seq_length": self.model_config["max_seq_length"]}
 
+    @classmethod
+    def exports_hf(cls) -> bool:
+        """export_format=HF needs ``heads``: a network that describes none has no Hugging Face form."""
+        return cls.heads is not EncoderNet.heads
+
     def heads(self) -> List[Tuple[str, nn.Sequential, List[str]]]:
         """(output name, its ``mlp_head``, its label names) per output, in ``output_names`` order: what
         export_format=HF maps onto Hugging Face classes (nlp/hf_export.py). Sentence heads read the
         ``model_config["pooling"]`` vector (mean or cls)."""
         raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Head:
+    """One classifier head of a ``TwoHeadNet``: ``<name>_head`` on the encoder, output ``<name>_logits``, its
+    settings in model_config as ``<name>_labels``, ``<name>_num_fc_layers`` and ``<name>_fc_dropout``, its labels
+    saved as ``labels_file``; ``per_token``: one prediction per token, else per sentence."""
+
+    name: str
+    labels_file: str
+    per_token: bool = True
+
+
+class TwoHeadNet(EncoderNet):
+    """An encoder with two MLP heads declared in ``two_heads`` (intent and slots, punctuation and capitals):
+    the heads, their output names, label files, output shapes and HF description follow from the table;
+    the subclass writes only ``forward``."""
+
+    two_heads: Tuple[Head, Head]
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.output_names = tuple(f"{h.name}_logits" for h in cls.two_heads)
+        cls.per_token_outputs = tuple(f"{h.name}_logits" for h in cls.two_heads if h.per_token)
+
+    def __init__(self, encoder: nn.Module, model_config: Dict):
+        super().__init__(encoder, model_config)
+        for h in self.two_heads:
+            setattr(self, f"{h.name}_head", mlp_head(encoder.config.hidden_size, len(model_config[f"{h.name}_labels"]),
+                                                     model_config[f"{h.name}_num_fc_layers"],
+                                                     model_config[f"{h.name}_fc_dropout"]))
+
+    def artifacts(self) -> Dict[str, str]:
+        return {h.labels_file: "\n".join(self.model_config[f"{h.name}_labels"]) + "\n" for h in self.two_heads}
+
+    def output_dims(self) -> Dict[str, List[int]]:
+        return {f"{h.name}_logits": [-1, -1, len(self.model_config[f"{h.name}_labels"])] if h.per_token else
+                [-1, len(self.model_config[f"{h.name}_labels"])] for h in self.two_heads}
+
+    def heads(self) -> List[Tuple[str, nn.Sequential, List[str]]]:
+        return [(f"{h.name}_logits", getattr(self, f"{h.name}_head"), self.model_config[f"{h.name}_labels"])
+                for h in self.two_heads]
 
 
 def sentence_vector(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
@@ -157,32 +202,13 @@ def read_model(folder: Path, net_cls: Type[EncoderNet], *, inference: bool = Fal
     return net, load_tokenizer(folder / "tokenizer", inference=inference), config
 
 
-def load_model(path: Path, key: str, task: str, net_cls: Type[EncoderNet], *, inference: bool = False
-               ) -> Tuple[EncoderNet, object, Dict]:
-    """Network, tokenizer and config of a ``.tao`` archive of ``task``; nothing decrypted stays on disk.
-    ``inference``: see ``read_model`` (True for evaluate and infer only)."""
-    with opened_model_archive(path, key, task) as folder:
-        return read_model(folder, net_cls, inference=inference)
+def read_processor(folder: Path, config: Dict):
+    """The tokenizer of an opened export (core/model.py ``ModelFamily``)."""
+    return load_tokenizer(folder / "tokenizer", inference=True)
 
 
-#: subtasks that only run the model forward, so may load it without transformers (read_model's ``inference``);
-#: finetune trains transformers' classes and export saves and traces them
-INFERENCE_SUBTASKS = ("evaluate", "infer")
+def write_hf_folder(folder: Path, net: EncoderNet, tokenizer, task: str) -> None:
+    """export_format=HF (core/export.py): a Hugging Face folder of the network (nlp/hf_export.py)."""
+    from tao_launcher.nlp.hf_export import write_hf_folder as write
 
-
-def load_run_model(run, task: str, net_cls: Type[EncoderNet]) -> Tuple[EncoderNet, object, Dict]:
-    """Network, tokenizer and config of the run's ``-m`` archive, as the run's subtask needs them."""
-    return load_model(run.model, run.key, task, net_cls, inference=run.subtask in INFERENCE_SUBTASKS)
-
-
-def load_export(path: Path, key: str, task: str) -> Tuple[bytes, object, Dict]:
-    """model.onnx bytes, tokenizer and config of an export of ``task``: an encrypted ``.eonnx``/``.riva``
-    archive, or the ``model.onnx`` of a plain export folder (export_format=ONNX encrypt=false)."""
-    def read(folder: Path, model_file: Path) -> Tuple[bytes, object, Dict]:
-        return (model_file.read_bytes(), load_tokenizer(folder / "tokenizer", inference=True),
-                json.loads((folder / "model_config.json").read_text()))
-
-    if path.suffix == ".onnx":
-        return read(plain_model_folder(path, task), path)
-    with opened_model_archive(path, key, task, kinds=("eonnx", "riva")) as folder:
-        return read(folder, folder / "model.onnx")
+    write(folder, net, tokenizer, task)

@@ -26,7 +26,8 @@ from tao_launcher.nlp import bert
 from tao_launcher.nlp.encoder import load_encoder, load_tokenizer, save_tokenizer
 from tao_launcher.core.inference import torch_runner
 from tao_launcher.nlp.inference import run_batched
-from tao_launcher.nlp.model import load_model
+from tao_launcher.core import model as archives
+from tao_launcher.nlp import model as nlp_family
 
 SENTENCES = [line.split("\t")[0] for line in (SAMPLE / "dev.tsv").read_text(encoding="utf-8").splitlines()[1:]]
 EDGE_CASES = ["", "   ", "Café naïve résumé ÅNGSTRÖM", "北京欢迎你 and tokyo", "a [SEP] inside, [CLS] and [MASK]",
@@ -34,6 +35,11 @@ EDGE_CASES = ["", "   ", "Café naïve résumé ÅNGSTRÖM", "北京欢迎你 an
               "don't U.N. 1996-08-30 $5.00", "supercalifragilisticexpialidocious " * 3, "word " * 600]
 WORDS = [["EU", "rejects", "German", "call"], ["Peter", "Blackburn", "\u200b", "visited", "Brussels"],
          ["naïve", "北京", "don't", "[SEP]"], ["x"] * 200]
+
+
+def load_model(path, key, task, net_cls, *, inference=False):
+    """An NLP archive as the subtasks load it (core/model.py with the NLP family)."""
+    return archives.load_model(path, key, task, nlp_family, net_cls, inference=inference)
 
 
 @pytest.fixture(scope="module")
@@ -196,10 +202,11 @@ def test_inference_loading_imports_no_transformers(tmp_path):
     archive = tiny_archive("text_classification", tmp_path / "model.tao", KEY)
     code = ("import sys\n"
             "from pathlib import Path\n"
-            "from tao_launcher.nlp.model import load_model\n"
+            "from tao_launcher.core.model import load_model\n"
+            "from tao_launcher.nlp import model as family\n"
             "from tao_launcher.core.inference import torch_runner\n"
             "from tao_launcher.tasks.text_classification.model import TextClassifier\n"
-            f"net, tokenizer, _ = load_model(Path({str(archive)!r}), {KEY!r}, 'text_classification', TextClassifier,"
+            f"net, tokenizer, _ = load_model(Path({str(archive)!r}), {KEY!r}, 'text_classification', family, TextClassifier,"
             " inference=True)\n"
             "import numpy as np\n"
             "ids = np.array([tokenizer('a great film')['input_ids']])\n"

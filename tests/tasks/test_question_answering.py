@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import KEY, assert_error, assert_ok, concurrently, dataset, status, tao
-from tao_launcher.tasks.question_answering.scoring import squad_scores
+from tao_launcher.nlp.squad_scoring import squad_scores
 
 QA = "question_answering"
 ARCHIVE = Path("checkpoints") / "trained-model.tao"

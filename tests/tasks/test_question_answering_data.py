@@ -10,12 +10,10 @@ import numpy as np
 import pytest
 
 from tao_launcher.errors import DataError, UsageError
+from tao_launcher.nlp.qa_windows import NO_ANSWER, PairLayout, Window, context_spans, make_windows, token_span
+from tao_launcher.nlp.span_decoding import decode, decode_all
+from tao_launcher.nlp.squad_scoring import exact_score, f1_score, gold_texts, normalize_answer, squad_scores
 from tao_launcher.tasks.question_answering import data
-from tao_launcher.tasks.question_answering.decoding import decode, decode_all
-from tao_launcher.tasks.question_answering.scoring import (
-    exact_score, f1_score, gold_texts, normalize_answer, squad_scores)
-from tao_launcher.tasks.question_answering.windows import (
-    NO_ANSWER, PairLayout, Window, context_spans, make_windows, token_span)
 
 CONTEXT = "The Normans gave their name to Normandy, a region in France."
 

@@ -149,7 +149,9 @@ def test_infer_onnx_gives_infers_transcripts_and_log_probs(asr_runs, asr_trained
     from tao_launcher.asr.audio import load_audio
     from tao_launcher.asr.dataset import audio_batch
     from tao_launcher.core.inference import onnx_runner, torch_runner
-    from tao_launcher.tasks.speech_to_text.model import load_export, load_model
+    from tao_launcher.core.model import load_export, load_model
+    from tao_launcher.tasks.speech_to_text import model as family
+    from tao_launcher.tasks.speech_to_text.model import SpeechToTextNet
 
     for name in ("infer_manifest", "infer_onnx"):
         assert_ok(asr_runs[name][0])
@@ -157,9 +159,9 @@ def test_infer_onnx_gives_infers_transcripts_and_log_probs(asr_runs, asr_trained
     onnx_rows = json.loads((asr_runs["infer_onnx"][1] / "infer_results.json").read_text())
     assert len(torch_rows) == 30 and [r["transcript"] for r in torch_rows] == [r["transcript"] for r in onnx_rows]
 
-    net, _, config = load_model(asr_trained / ARCHIVE, KEY, ASR)
+    net, _, config = load_model(asr_trained / ARCHIVE, KEY, ASR, family, SpeechToTextNet)
     plain = asr_runs["export_plain"][1] / "exported-model-onnx" / "model.onnx"
-    model_bytes, _, _ = load_export(plain, KEY, ASR)
+    model_bytes, _, _ = load_export(plain, KEY, ASR, family)
     clips = [load_audio(json.loads(line)["audio_filepath"], 16000) for line in fsdd["test"].read_text().splitlines()[:4]]
     batch = audio_batch(clips)
     features, lengths = net.preprocessor(batch["audio"], batch["lengths"])

@@ -45,15 +45,16 @@ the intent with its probability and the slots as spans::
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from tao_launcher.core.convert import staged_into
 from tao_launcher.core.textfiles import check_file, read_input_lines, read_label_list, read_lines, read_parallel
 from tao_launcher.errors import DataError, UsageError
+from tao_launcher.core.textfiles import data_folder
 
+TASK = "intent_slot_classification"
 log = logging.getLogger("tao.intent_slot_classification")
 INTENTS_DICT = "dict.intents.csv"
 SLOTS_DICT = "dict.slots.csv"
@@ -118,6 +119,26 @@ def read_examples(folder: Path, prefix: str, num_samples: int, intents: Sequence
         raise DataError(f"{slots_tsv}:{len(utterances) + 1}: {tsv} has {len(utterances)} utterances but "
                         f"{slots_tsv} has {len(slot_lines)} lines; make them line up")
     return words, intent_ids, slot_ids
+
+
+def label_sets(class_labels, data_dir: str) -> Tuple[List[str], List[str]]:
+    """(intents, slots) of the spec's ``class_labels`` files, else of the dicts in data_dir."""
+    folder = data_folder(data_dir)
+    return (read_dict(Path(class_labels.intent_labels_file or folder / INTENTS_DICT), "intent"),
+            read_dict(Path(class_labels.slot_labels_file or folder / SLOTS_DICT), "slot"))
+
+
+def read(data_dir: str, ds, config: Dict) -> Tuple[List[List[str]], List[int], List[List[int]]]:
+    """``read_examples`` of the ``<ds.prefix>`` files in data_dir, as ids of the model's labels (``config``):
+    dicts in data_dir that say otherwise are an error, not a silent mix-up."""
+    folder = data_folder(data_dir)
+    for name, what, labels in ((INTENTS_DICT, "intent", config["intent_labels"]),
+                               (SLOTS_DICT, "slot", config["slot_labels"])):
+        if (folder / name).is_file() and read_dict(folder / name, what) != labels:
+            raise DataError(f"{folder / name} differs from the {what} labels of the model ({len(labels)}: "
+                            f"{' '.join(labels[:5])} ...), so the ids in {ds.prefix}.tsv would name other labels: "
+                            f"use data converted with the model's dicts, or finetune on this data first")
+    return read_examples(folder, ds.prefix, ds.num_samples, config["intent_labels"], config["slot_labels"])
 
 
 def _label_id(text: str, count: int, where: str, what: str, dict_name: str) -> int:
@@ -231,10 +252,7 @@ def convert(dataset_name: str, source: Path, target: Path) -> Dict[str, object]:
     slot_id = {name: i for i, name in enumerate(slots)}
     summary: Dict[str, object] = {"dataset_name": dataset_name, "intents": len(intents) - 1,
                                   "slots": len(slots) - 1}
-    target.mkdir(parents=True, exist_ok=True)
-    # stage every file first, then move them in: a bad source line leaves nothing half-written in target
-    with tempfile.TemporaryDirectory(prefix=".convert-", dir=target) as staging:
-        stage = Path(staging)
+    with staged_into(target) as stage:  # nothing half-written in target if a write fails
         (stage / INTENTS_DICT).write_text("".join(f"{name}\n" for name in intents), encoding="utf-8")
         (stage / SLOTS_DICT).write_text("".join(f"{name}\n" for name in slots), encoding="utf-8")
         for split, utterances in data.items():
@@ -254,8 +272,6 @@ def convert(dataset_name: str, source: Path, target: Path) -> Dict[str, object]:
                             "with a slot tag the train split lacks, written as %s: %s", split,
                             sum(unknown_intents.values()), UNK, _counted(unknown_intents),
                             sum(unknown_slots.values()), UNK, _counted(unknown_slots))
-        for file in stage.iterdir():
-            os.replace(file, target / file.name)
     for split in SPLITS:  # files of a split an earlier convert wrote would not match these dicts
         for name in (f"{split}.tsv", f"{split}_slots.tsv"):
             if split not in data and (target / name).is_file():

@@ -1,55 +1,40 @@
-"""punctuation_and_capitalization data: the NeMo training format, dataset_convert, and the infer text rules.
+"""punctuation_and_capitalization data: the NeMo training format, dataset_convert, and the word rule.
 
 Training format (what train, finetune and evaluate read; what dataset_convert writes)::
 
-    text_<split>.txt        one sentence or paragraph a line: words lower-cased, stripped of
-                            punctuation, separated by single spaces
-    labels_<split>.txt      the same lines, one label a word, space separated; a label is two
-                            characters: the punctuation after the word (O for none, or a mark
-                            such as , . ?) then the case of the word (U: first letter upper
-                            case, O: not)
-    punct_label_ids.csv     punctuation labels, one a line, line N is id N-1: O , . ? then any
-                            extra configured marks
+    text_<split>.txt        one sentence or paragraph a line: words lower-cased, without punctuation, one space apart
+    labels_<split>.txt      the same lines, one label a word: the punctuation after the word (O for none, or a
+                            mark such as , . ?) then its case (U: first letter upper case, O: not)
+    punct_label_ids.csv     punctuation labels, one a line, line N is id N-1: O , . ? then any extra marks
     capit_label_ids.csv     case labels: O then U
 
-Example: ``How are you? I am fine.`` is the text line ``how are you i am fine`` and the
-labels line ``OU OO ?O OU OO .O``.
+Example: ``How are you? I am fine.`` is ``how are you i am fine`` with the labels ``OU OO ?O OU OO .O``.
 
-Sources for dataset_convert: a ``*.txt`` file, any file given by name, or a folder (its
-``*.txt`` files, not its subfolders). Each file is read in the form its first non-blank
-line shows:
+dataset_convert reads a ``*.txt`` file, any file given by name, or a folder's ``*.txt`` files (not its
+subfolders), each in the form its first non-blank line shows:
 
-- raw text (no TAB on the first line): cased, punctuated prose, one paragraph or sentence
-  a line. The line is split on whitespace and every token is read by the word rule below.
-- IWSLT form (a TAB on the first line): one ``token<TAB>label`` a line, labels ``O``,
-  ``COMMA``, ``PERIOD``, ``QUESTION``, text lower-cased, no line breaks between sentences.
-  Sentences end at PERIOD or QUESTION; whole sentences are packed into lines of at most
-  64 words (a longer sentence is cut every 64 words); a blank line ends a line. The
-  clitic tokens ``'s 're 'm 'll 've 'd n't`` are joined to the word before them
-  (``do n't`` -> ``don't``); a token with no letter or digit (``--``, or none: a line
-  starting with the TAB) is no word, as in raw text. The form has no case: every case
-  label is O, and convert warns that a model trained on it alone cannot learn
-  capitalization.
+- raw text (no TAB): cased, punctuated prose, one paragraph or sentence a line, split on whitespace; each
+  token is read by the word rule below.
+- IWSLT form (a TAB): one ``token<TAB>label`` a line, labels ``O``, ``COMMA``, ``PERIOD``, ``QUESTION``, text
+  lower-cased. Sentences end at PERIOD or QUESTION and are packed whole into lines of at most 64 words (a
+  longer one is cut every 64 words); a blank line ends a line. The clitics ``'s 're 'm 'll 've 'd n't`` join
+  the word before them (``do n't`` -> ``don't``); a token with no letter or digit is no word. The form has
+  no case: every case label is O, and convert warns that a model trained on it alone cannot learn case.
 
-The lines of all files (in file name order) are split into train and dev: ``dev_ratio`` of
-them (rounded, at least one when dev_ratio > 0, never all), drawn by a shuffle seeded
-with ``seed``; each split keeps the source's line order. With dev_ratio=0 only the train
-files are written, and a text_dev.txt/labels_dev.txt left in the target by an earlier
-convert is removed.
+All lines (files in name order) are split into train and dev: ``dev_ratio`` of them (rounded, at least one
+when dev_ratio > 0, never all), drawn by a shuffle seeded with ``seed``; each split keeps the source's order.
+dev_ratio=0 writes train only, and removes a dev split an earlier convert left.
 
-The word rule (one rule for convert, for IWSLT tokens and for infer's ``normalize_input``):
+The word rule (convert, IWSLT tokens and infer's ``normalize_input``):
 
-- the word keeps its letters and digits, and each apostrophe (' or ’, written ') and
-  hyphen or dash (- ‐ ‑ – —, written -) that stands between two letters or digits
-  (``don't``, ``well-known``); every other character is dropped, wherever it is
-  (quotes, brackets, ``; : ! -``, and ``.``/``,`` inside a token: ``3.5`` -> ``35``);
-- its punctuation label is the last configured mark (``punct_marks``, default ``,.?``)
-  among the characters after its last letter or digit, and in the tokens that follow it
-  holding no letter or digit (``end?!`` -> ``?``, ``"Yes,"`` -> ``,``, ``word ?`` ->
-  ``?``); O when there is none (``Hi!`` -> O: ``!`` is not a mark unless configured);
-- its case label is U when its first letter is upper case (``NASA`` and ``Nasa`` are
-  both U, and both restore as ``Nasa``; a word with no letter, ``2024``, is O);
-- a token left with no letter or digit (a lone ``-`` or ``"``) is no word: it is dropped.
+- a word keeps its letters and digits, and each apostrophe (' or ’, written ') and hyphen or dash (- ‐ ‑ – —,
+  written -) between two of them (``don't``, ``well-known``); all else is dropped (``3.5`` -> ``35``); a token
+  left with no letter or digit is no word;
+- its punctuation label is the last configured mark (``punct_marks``, default ``,.?``) after its last letter
+  or digit and in the word-less tokens that follow it (``end?!`` -> ``?``, ``"Yes,"`` -> ``,``, ``word ?`` ->
+  ``?``); O when there is none (``Hi!`` -> O: ``!`` is no mark unless configured);
+- its case label is U when its first letter is upper case (``NASA`` and ``Nasa`` both restore as ``Nasa``;
+  ``2024`` is O).
 """
 
 from __future__ import annotations
@@ -59,12 +44,15 @@ import os
 import random
 import tempfile
 import unicodedata
+from itertools import chain
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from tao_launcher.core.textfiles import read_input_lines, read_label_list, read_lines, read_parallel
 from tao_launcher.errors import DataError, UsageError
+from tao_launcher.core.textfiles import data_folder
 
+TASK = "punctuation_and_capitalization"
 log = logging.getLogger("tao.punctuation_and_capitalization")
 
 NO_LABEL = "O"
@@ -102,17 +90,12 @@ def _clean(token: str) -> str:
 
 def _trailing_mark(chars: str, marks: str) -> Optional[str]:
     """The last configured mark in ``chars``, or None."""
-    for char in reversed(chars):
-        if char in marks:
-            return char
-    return None
+    return next((char for char in reversed(chars) if char in marks), None)
 
 
-def _case(word: str) -> str:
-    for char in word:
-        if char.isalpha():
-            return UPPER if char.isupper() else NO_LABEL
-    return NO_LABEL
+def _first_letter(word: str) -> int:
+    """The index of the first letter of ``word`` (what its case label is about), -1 when it has none."""
+    return next((i for i, char in enumerate(word) if char.isalpha()), -1)
 
 
 def _raw_line(text: str, marks: str) -> Line:
@@ -124,13 +107,12 @@ def _raw_line(text: str, marks: str) -> Line:
         word = _clean(token)
         if word:
             last = max(i for i, char in enumerate(token) if char.isalnum())
+            first = _first_letter(word)
             words.append(word.lower())
             punct.append(_trailing_mark(token[last + 1:], marks) or NO_LABEL)
-            capit.append(_case(word))
+            capit.append(UPPER if first >= 0 and word[first].isupper() else NO_LABEL)
         elif words:  # a token of punctuation only: its last mark belongs to the word before
-            mark = _trailing_mark(token, marks)
-            if mark:
-                punct[-1] = mark
+            punct[-1] = _trailing_mark(token, marks) or punct[-1]
     return words, punct, capit
 
 
@@ -146,12 +128,10 @@ def restore(words: Sequence[str], punct: Sequence[str], capit: Sequence[str]) ->
                          f"{len(words)} words, {len(punct)} punctuation and {len(capit)} case labels")
     out = []
     for word, mark, case in zip(words, punct, capit):
-        if case == UPPER:
-            for i, char in enumerate(word):
-                if char.isalpha():
-                    word = word[:i] + char.upper() + word[i + 1:]
-                    break
-        out.append(word + ("" if mark == NO_LABEL else mark))
+        first = _first_letter(word)
+        if case == UPPER and first >= 0:
+            word = word[:first] + word[first].upper() + word[first + 1:]
+        out.append(word if mark == NO_LABEL else word + mark)
     return " ".join(out)
 
 
@@ -174,9 +154,36 @@ def read_label_ids(path: str | Path) -> List[str]:
                            empty_fix="write one label a line, O first")
 
 
-def write_label_ids(path: str | Path, labels: Sequence[str]) -> None:
-    """Write labels one a line (line N is id N-1)."""
-    Path(path).write_text("".join(f"{label}\n" for label in labels), encoding="utf-8")
+def write_lines(path: str | Path, lines: Iterable[str]) -> None:
+    """UTF-8 text, one item a line: the split files, and the label ids files (line N is id N-1)."""
+    with open(path, "w", encoding="utf-8", newline="\n") as out:
+        out.writelines(f"{line}\n" for line in lines)
+
+
+write_label_ids = write_lines
+
+
+def read_label_sets(data_dir: str, punct_file: Optional[str], capit_file: Optional[str]
+                    ) -> Tuple[List[str], List[str]]:
+    """train's punctuation and case labels: the model section's files, else data_dir's."""
+    folder = data_folder(data_dir)
+    punct = read_label_ids(Path(punct_file) if punct_file else folder / PUNCT_LABEL_IDS)
+    capit = read_label_ids(Path(capit_file) if capit_file else folder / CAPIT_LABEL_IDS)
+    if len(punct) < 2 or UPPER not in capit:  # O first is read_label_ids' rule
+        raise DataError(f"the label sets must have O first and at least one mark among the punctuation labels, and U "
+                        f"among the case labels "
+                        f"(got {' '.join(punct)} and {' '.join(capit)}): rewrite them with dataset_convert")
+    return punct, capit
+
+
+def read_split(data_dir: str, ds, config: Dict, trained: Optional[str] = None):
+    """The examples of the data section ``ds`` (its files in data_dir) for the label sets of the model config.
+    ``trained`` names the archive those come from (finetune, evaluate: no file can add a mark to them)."""
+    folder = data_folder(data_dir)
+    fix = (f"{trained} knows only these marks: fix the label, or train a new model on this label set"
+           if trained else None)
+    return read_examples(folder / ds.text_file, folder / ds.labels_file, ds.num_samples,
+                         config["punct_labels"], config["capit_labels"], mark_fix=fix)
 
 
 def read_examples(text_file: str | Path, labels_file: str | Path, num_samples: int = -1,
@@ -188,32 +195,25 @@ def read_examples(text_file: str | Path, labels_file: str | Path, num_samples: i
     A line blank in both files is skipped; a bad line is a DataError naming file:line and the fix
     (``mark_fix`` for a mark outside ``punct_labels``, when they are a model's and no file can add it)."""
     labels_file = Path(labels_file)
-    punct_set = list(punct_labels) if punct_labels is not None else DEFAULT_PUNCT_LABELS
-    capit_set = list(capit_labels) if capit_labels is not None else DEFAULT_CAPIT_LABELS
-    all_words: List[List[str]] = []
-    all_punct: List[List[str]] = []
-    all_capit: List[List[str]] = []
+    punct_set = DEFAULT_PUNCT_LABELS if punct_labels is None else list(punct_labels)
+    capit_set = DEFAULT_CAPIT_LABELS if capit_labels is None else list(capit_labels)
+    lines: List[Line] = []
     for number, words, labels in read_parallel(text_file, labels_file, num_samples):
-        punct, capit = [], []
         for position, label in enumerate(labels, start=1):
+            where = f"{labels_file}:{number}: label {label!r} (word {position})"
             if len(label) != 2:
                 raise DataError(f"{labels_file}:{number}: label {label[:20]!r} (word {position}) is not 2 "
                                 f"characters; a label is the punctuation after the word then its case, "
                                 f"e.g. 'OU' or ',O'")
             if label[0] not in punct_set:
-                raise DataError(f"{labels_file}:{number}: label {label!r} (word {position}) has punctuation "
-                                f"{label[0]!r}, not one of {' '.join(punct_set)}; " + (mark_fix or
-                                f"fix the label or add the mark to the punctuation label ids ({PUNCT_LABEL_IDS})"))
+                raise DataError(f"{where} has punctuation {label[0]!r}, not one of {' '.join(punct_set)}; " + (
+                    mark_fix or f"fix the label or add the mark to the punctuation label ids ({PUNCT_LABEL_IDS})"))
             if label[1] not in capit_set:
-                raise DataError(f"{labels_file}:{number}: label {label!r} (word {position}) has case "
-                                f"{label[1]!r}, not one of {' '.join(capit_set)}; the second character is "
-                                f"U (first letter upper case) or O")
-            punct.append(label[0])
-            capit.append(label[1])
-        all_words.append(words)
-        all_punct.append(punct)
-        all_capit.append(capit)
-    return all_words, all_punct, all_capit
+                raise DataError(f"{where} has case {label[1]!r}, not one of {' '.join(capit_set)}; the second "
+                                f"character is U (first letter upper case) or O")
+        lines.append((words, [label[0] for label in labels], [label[1] for label in labels]))
+    words, punct, capit = (list(column) for column in zip(*lines))  # read_parallel yields at least one line
+    return words, punct, capit
 
 
 def read_texts(path: str | Path) -> List[str]:
@@ -265,9 +265,10 @@ def convert(source: Path, target: Path, dev_ratio: float = 0.2, punct_marks: str
             raise UsageError(f"source_data_dir {source} holds 1 line: too few to split into train and dev; "
                              f"set dev_ratio=0 or give more text")
         n_dev = min(max(1, int(len(lines) * dev_ratio + 0.5)), len(lines) - 1)
-    splits = {"train": [lines[i] for i in sorted(order[n_dev:])]}  # each split keeps the source's order
+    dev = set(order[:n_dev])  # each split keeps the source's order
+    splits = {"train": [line for i, line in enumerate(lines) if i not in dev]}
     if n_dev:
-        splits["dev"] = [lines[i] for i in sorted(order[:n_dev])]
+        splits["dev"] = [line for i, line in enumerate(lines) if i in dev]
 
     punct_labels = [NO_LABEL] + [m for m in STANDARD_MARKS if m in marks] + \
                    [m for m in marks if m not in STANDARD_MARKS]
@@ -277,17 +278,14 @@ def convert(source: Path, target: Path, dev_ratio: float = 0.2, punct_marks: str
     with tempfile.TemporaryDirectory(prefix=".convert-", dir=target) as staging:
         stage = Path(staging)
         for split, rows in splits.items():
-            with open(stage / f"text_{split}.txt", "w", encoding="utf-8", newline="\n") as text_out, \
-                    open(stage / f"labels_{split}.txt", "w", encoding="utf-8", newline="\n") as labels_out:
-                for words, punct, capit in rows:
-                    text_out.write(" ".join(words) + "\n")
-                    labels_out.write(" ".join(p + c for p, c in zip(punct, capit)) + "\n")
+            write_lines(stage / f"text_{split}.txt", (" ".join(words) for words, _, _ in rows))
+            write_lines(stage / f"labels_{split}.txt", (" ".join(p + c for p, c in zip(punct, capit))
+                                                        for _, punct, capit in rows))
             counts[f"text_{split}.txt"] = counts[f"labels_{split}.txt"] = len(rows)
             counts[f"words_{split}"] = sum(len(words) for words, _, _ in rows)
-        write_label_ids(stage / PUNCT_LABEL_IDS, punct_labels)
-        write_label_ids(stage / CAPIT_LABEL_IDS, DEFAULT_CAPIT_LABELS)
-        counts[PUNCT_LABEL_IDS] = len(punct_labels)
-        counts[CAPIT_LABEL_IDS] = len(DEFAULT_CAPIT_LABELS)
+        for name, labels in ((PUNCT_LABEL_IDS, punct_labels), (CAPIT_LABEL_IDS, DEFAULT_CAPIT_LABELS)):
+            write_lines(stage / name, labels)
+            counts[name] = len(labels)
         for file in stage.iterdir():
             os.replace(file, target / file.name)
     if not n_dev:  # a dev split left by an earlier convert would not match this train split
@@ -310,35 +308,19 @@ def _check_marks(punct_marks: str) -> str:
 
 def _is_iwslt(file: Path) -> bool:
     """IWSLT form when the first non-blank line holds a TAB."""
-    for _, line in read_lines(file):
-        if line.strip():
-            return "\t" in line
-    return False
+    return "\t" in next((line for _, line in read_lines(file) if line.strip()), "")
 
 
-def _iwslt_lines(file: Path, marks: str) -> List[Line]:
-    """Lines of whole sentences (at most MAX_LINE_WORDS words) from a token<TAB>label file."""
-    out: List[Line] = []
-    line: Line = ([], [], [])
-    sentence: Line = ([], [], [])
-
-    def end_sentence() -> None:
-        if line[0] and len(line[0]) + len(sentence[0]) > MAX_LINE_WORDS:
-            end_line()
-        for part, more in zip(line, sentence):
-            part.extend(more)
-            more.clear()
-
-    def end_line() -> None:
-        if line[0]:
-            out.append((list(line[0]), list(line[1]), list(line[2])))
-        for part in line:
-            part.clear()
-
+def _iwslt_sentences(file: Path, marks: str) -> Iterator[Optional[Tuple[List[str], List[str]]]]:
+    """(words, marks) of each sentence of a token<TAB>label file, cut every MAX_LINE_WORDS words; None for a
+    blank line."""
+    words: List[str] = []
+    punct: List[str] = []
     for number, text in read_lines(file):
         if not text.strip():
-            end_sentence()
-            end_line()
+            yield words, punct
+            yield None
+            words, punct = [], []
             continue
         parts = [part.strip() for part in text.split("\t")]
         if len(parts) != 2:
@@ -349,21 +331,29 @@ def _iwslt_lines(file: Path, marks: str) -> List[Line]:
             raise DataError(f"{file}:{number}: unknown label {label[:20]!r}; IWSLT labels are O, COMMA, PERIOD "
                             f"and QUESTION: fix the line")
         mark = IWSLT_LABELS[label] if IWSLT_LABELS[label] in marks else NO_LABEL
-        words, punct, _ = sentence
+        word = _clean(token).lower()
         if token.lower() in IWSLT_CLITICS and words:
             words[-1] = _clean(words[-1] + token).lower()
-            if mark != NO_LABEL:
-                punct[-1] = mark
-        else:
-            word = _clean(token).lower()
-            if word:
-                words.append(word)
-                punct.append(mark)
-                sentence[2].append(NO_LABEL)
-            elif words and mark != NO_LABEL:
-                punct[-1] = mark
+        elif word:
+            words.append(word)
+            punct.append(NO_LABEL)
+        if words and mark != NO_LABEL:
+            punct[-1] = mark
         if label in IWSLT_SENTENCE_ENDS or len(words) >= MAX_LINE_WORDS:
-            end_sentence()
-    end_sentence()
-    end_line()
+            yield words, punct
+            words, punct = [], []
+    yield words, punct
+
+
+def _iwslt_lines(file: Path, marks: str) -> List[Line]:
+    """Whole sentences packed into lines of at most MAX_LINE_WORDS words; a blank line ends a line."""
+    out: List[Line] = []
+    words: List[str] = []
+    punct: List[str] = []
+    for sentence in chain(_iwslt_sentences(file, marks), [None]):
+        if words and (sentence is None or len(words) + len(sentence[0]) > MAX_LINE_WORDS):
+            out.append((words, punct, [NO_LABEL] * len(words)))
+            words, punct = [], []
+        if sentence is not None:
+            words, punct = words + sentence[0], punct + sentence[1]
     return out

@@ -38,34 +38,17 @@ import logging
 import os
 import random
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from tao_launcher.core.textfiles import check_file
 from tao_launcher.errors import DataError, UsageError
+from tao_launcher.nlp.qa_windows import Question
 
+TASK = "question_answering"
 log = logging.getLogger("tao.question_answering")
 FIX = "point it at a SQuAD v1.1/v2.0 JSON file"
-
-
-@dataclass
-class Question:
-    """One question with its paragraph. ``answers`` are (text, answer_start) pairs; none when unanswerable."""
-
-    id: str
-    question: str
-    context: str
-    answers: List[Tuple[str, int]] = field(default_factory=list)
-    title: str = ""
-
-    @property
-    def answerable(self) -> bool:
-        return bool(self.answers)
-
-    @property
-    def answer_texts(self) -> List[str]:
-        return [text for text, _ in self.answers]
 
 
 @dataclass
@@ -78,25 +61,21 @@ class SquadFile:
     counts: Dict[str, int]
 
 
-class _Locator:
+@dataclass
+class _Where:
     """Where something sits in the file, for messages: its JSON path and, for a question, the line:column of
     its id. Computed only when a message is written (``str``): reading a good file never pays for it."""
 
-    def __init__(self, path: Path, text: str):
-        self.path, self.text = path, text
+    path: Path
+    text: str
+    json_path: str = ""
+    qid: Optional[str] = None
 
     def at(self, json_path: str, qid: Optional[str] = None) -> "_Where":
-        return _Where(self, json_path, qid)
-
-
-@dataclass
-class _Where:
-    locator: _Locator
-    json_path: str
-    qid: Optional[str]
+        return _Where(self.path, self.text, json_path, qid)
 
     def __str__(self) -> str:
-        path, text = self.locator.path, self.locator.text
+        path, text = self.path, self.text
         if self.qid is not None:
             pos = text.find(json.dumps(self.qid))
             if pos >= 0:
@@ -143,7 +122,7 @@ def read_squad(path: str | Path, num_samples: int = -1, *, need_answers: bool = 
     except json.JSONDecodeError as err:
         raise DataError(f"{path}:{err.lineno}:{err.colno}: not valid JSON ({err.msg}); fix the syntax there "
                         f"(a SQuAD file is one JSON object with a 'data' list)") from None
-    locate = _Locator(path, text)
+    locate = _Where(path, text)
     _expect(top, dict, f"{path}", "the file", "a SQuAD file is one JSON object with a 'data' list")
     articles = _expect(top.get("data"), list, f"{path}", "'data'", "a SQuAD file is {\"data\": [articles]}")
     questions: List[Question] = []
@@ -190,7 +169,7 @@ def read_squad(path: str | Path, num_samples: int = -1, *, need_answers: bool = 
     return SquadFile(path, top, questions, counts)
 
 
-def _answers(qa: Dict[str, Any], context: str, here: str, need_answers: bool,
+def _answers(qa: Dict[str, Any], context: str, here: _Where, need_answers: bool,
              counts: Dict[str, int]) -> List[Tuple[str, int]]:
     impossible = qa.get("is_impossible", False)
     _expect(impossible, bool, here, "'is_impossible'", "write true or false")
@@ -205,7 +184,7 @@ def _answers(qa: Dict[str, Any], context: str, here: str, need_answers: bool,
                         f"to false")
     answers = []
     for i, answer in enumerate(raw):
-        at = _Where(here.locator, f"{here.json_path}.answers[{i}]", here.qid)
+        at = here.at(f"{here.json_path}.answers[{i}]", here.qid)
         _expect(answer, dict, at, "an answer", "write {\"text\": ..., \"answer_start\": ...}")
         text = _expect(answer.get("text"), str, at, "'text'", "write the answer's text")
         start = _expect(answer.get("answer_start"), int, at, "'answer_start'",

@@ -2,7 +2,8 @@
 TokenClassifier with two classes, Hugging Face's qa_outputs).
 
 Output ``logits`` is (batch, sequence, 2): channel 0 the start logits, channel 1 the end logits, as
-NeMo's exported QA model gives them. training.py trains it; decoding.py turns logits into answers.
+NeMo's exported QA model gives them. training.py trains it; nlp/span_decoding.py turns logits into
+answers.
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
 Loss: the mean of the start and the end cross-entropy over the positions an answer can take ([CLS], "no
 answer", and the window's context tokens; NeMo and Hugging Face also put the question, separators and, for
 HF, the padding in the softmax, which only teaches the head what decoding never picks).
-Validation decodes every question of the validation file from all its windows (decoding.py) and scores
-it with the official SQuAD rules (scoring.py): ``val_exact_match`` and ``val_f1`` in percent; the main
-metric is ``val_f1``. Only train and finetune import this module (and with it pytorch_lightning).
+Validation decodes every question of the validation file from all its windows (nlp/span_decoding.py) and
+scores it with the official SQuAD rules (nlp/squad_scoring.py): ``val_exact_match`` and ``val_f1`` in percent;
+the main metric is ``val_f1``. Only train and finetune import this module (and with it pytorch_lightning).
 """
 
 from __future__ import annotations
@@ -16,20 +16,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from tao_launcher.core.module import BucketedDataModule, TaoModule
-from tao_launcher.nlp.subtasks import fit_and_save
-from tao_launcher.tasks.question_answering.data import Question
-from tao_launcher.tasks.question_answering.decoding import decode_all
+from tao_launcher.core.module import TaoModule
+from tao_launcher.core.trainer import fit_task
+from tao_launcher.errors import DataError
+from tao_launcher.nlp import model as nlp_model
+from tao_launcher.nlp.qa_windows import NO_ANSWER, Question, Window, windows_of
+from tao_launcher.nlp.span_decoding import decode_all, decoding_settings
+from tao_launcher.nlp.squad_scoring import squad_scores
+from tao_launcher.tasks.question_answering.data import TASK, log
 from tao_launcher.tasks.question_answering.model import QuestionAnsweringNet
-from tao_launcher.tasks.question_answering.scoring import squad_scores
-from tao_launcher.tasks.question_answering.subtasks import TASK, log, usable, windows_of
-from tao_launcher.tasks.question_answering.windows import NO_ANSWER, Window
 
 MAIN_METRIC = "val_f1"
 
 
 def answer_positions(batch: Dict[str, torch.Tensor]) -> torch.Tensor:
-    """(batch, sequence) bool: where an answer may start or end, the positions decoding.py considers: [CLS]
+    """(batch, sequence) bool: where an answer may start or end, the positions span_decoding.py considers: [CLS]
     (no answer) and the window's context tokens. The question, the separators and the padding are left
     out of the softmax."""
     positions = torch.arange(batch["input_ids"].shape[1], device=batch["input_ids"].device)
@@ -45,9 +46,7 @@ class QuestionAnsweringModule(TaoModule):
         super().__init__(optim_spec)
         self.net = net
         self.val_questions, self.val_windows = list(val_questions), list(val_windows)
-        self.decoding = {"n_best_size": decoding.n_best_size, "max_answer_length": decoding.max_answer_length,
-                         "null_score_diff_threshold": decoding.null_score_diff_threshold,
-                         "version_2_with_negative": net.model_config["version_2_with_negative"]}
+        self.decoding = decoding_settings(decoding, net.model_config["version_2_with_negative"])
         self._outputs: Dict[int, np.ndarray] = {}
 
     def _logits_loss(self, batch):
@@ -57,10 +56,8 @@ class QuestionAnsweringModule(TaoModule):
                 nn.functional.cross_entropy(masked[..., 1], batch["end_positions"])) / 2
         return logits, loss
 
-    def training_step(self, batch: Dict[str, torch.Tensor], batch_idx: int):
-        _, loss = self._logits_loss(batch)
-        self.log_training(loss, batch)
-        return loss
+    def training_loss(self, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
+        return self._logits_loss(batch)[1]
 
     def on_validation_epoch_start(self):
         self._outputs = {}
@@ -92,10 +89,24 @@ class QuestionAnsweringModule(TaoModule):
                 self.log(f"val_{part}_f1", scores[f"{part}_f1"], sync_dist=False)
 
 
+def usable(questions: List[Question], config: Dict, file: str) -> List[Question]:
+    """The questions a model learns from: a SQuAD v1.1 model leaves the unanswerable ones out."""
+    if config["version_2_with_negative"]:
+        return questions
+    answerable = [q for q in questions if q.answerable]
+    if len(answerable) < len(questions):
+        log.warning("left out %d unanswerable questions of %s: the model is SQuAD v1.1 "
+                    "(model.dataset.version_2_with_negative=false)", len(questions) - len(answerable), file)
+    if not answerable:
+        raise DataError(f"{file} has no answerable question, and a SQuAD v1.1 model "
+                        f"(version_2_with_negative=false) learns only from those: give SQuAD data with answers")
+    return answerable
+
+
 def fit(net: QuestionAnsweringNet, tokenizer, files: Tuple[List[Question], List[Question]], train_ds, val_ds, spec,
         run) -> Dict:
     """train's and finetune's one path: the questions of the two files (read before the model, so a bad file
-    fails at once) as windows, then ``fit_and_save``."""
+    fails at once) as windows, then ``fit_task``."""
     config = net.model_config
     train_questions = usable(files[0], config, train_ds.file)
     val_questions = usable(files[1], config, val_ds.file)
@@ -106,10 +117,7 @@ def fit(net: QuestionAnsweringNet, tokenizer, files: Tuple[List[Question], List[
              val_ds.file)
     # the counts behind train_samples_per_sec (windows a second): questions a second = that * questions / windows
     run.results.record({"train_questions": len(train_questions), "train_windows": len(train_windows)})
-    datamodule = BucketedDataModule(
-        [w.example(k) for k, w in enumerate(train_windows)], [w.example(k) for k, w in enumerate(val_windows)],
-        pad_id=tokenizer.pad_token_id or 0, seed=spec.trainer.seed, train_batch_size=train_ds.batch_size,
-        val_batch_size=val_ds.batch_size, shuffle=train_ds.shuffle, train_num_workers=train_ds.num_workers,
-        val_num_workers=val_ds.num_workers)
     module = QuestionAnsweringModule(net, spec.optim, val_questions, val_windows, spec.decoding)
-    return fit_and_save(TASK, module, datamodule, tokenizer, spec, run, main_metric=MAIN_METRIC)
+    return fit_task(TASK, module, [w.example(k) for k, w in enumerate(train_windows)],
+                    [w.example(k) for k, w in enumerate(val_windows)], train_ds, val_ds, spec, run, family=nlp_model,
+                    processor=tokenizer, main_metric=MAIN_METRIC, pad_id=tokenizer.pad_token_id or 0)

@@ -1,4 +1,5 @@
-"""speech_to_text data: dataset_convert from four source layouts to NeMo manifests of 16-bit mono wavs.
+"""speech_to_text data: the manifests train and evaluate read (``read_utterances``), and dataset_convert from four
+source layouts to NeMo manifests of 16-bit mono wavs.
 
 What it writes into ``target`` (what train, evaluate and infer read; the manifest format is in
 ``tao_launcher/asr/manifest.py``)::
@@ -35,6 +36,7 @@ DataError naming where it is; with ``skip_bad`` it is left out and its sentence 
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import re
@@ -46,11 +48,13 @@ from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional
 
 from tao_launcher.asr.audio import load_audio, write_wav
-from tao_launcher.asr.manifest import read_manifest, write_manifest
+from tao_launcher.asr.manifest import Utterance, read_manifest, write_manifest
 from tao_launcher.asr.text import normalize_transcript, number_words
 from tao_launcher.core.textfiles import read_lines
 from tao_launcher.errors import DataError, UsageError
 
+TASK = "speech_to_text"
+log = logging.getLogger("tao.speech_to_text")
 DATASETS = ("fsdd", "librispeech", "ljspeech", "manifest")
 SPLITS = ("train", "dev", "test")
 FSDD_NAME = re.compile(r"(\d)_([^_]+)_(\d+)\.wav")
@@ -72,6 +76,28 @@ class Clip:
 
 def manifest_name(split: str) -> str:
     return f"{split}_manifest.json"
+
+
+# ----------------------------------------------------------------------------- what train and evaluate read
+
+def read_utterances(ds, *, require_text: bool = True, training: bool = False) -> List[Utterance]:
+    """The utterances of a dataset section's manifest: checked (asr/manifest.py), bad lines skipped and counted
+    when ``skip_bad_files``, cut to the duration limits (training) and to ``num_samples``."""
+    utterances, skipped = read_manifest(ds.manifest_filepath, skip_bad=ds.skip_bad_files, require_text=require_text)
+    for sentence in skipped[:5]:
+        log.warning("skipped %s", sentence)
+    if skipped:
+        log.warning("skipped %d bad line(s) of %s (skip_bad_files=true)", len(skipped), ds.manifest_filepath)
+    if training:
+        kept = [u for u in utterances if ds.min_duration <= u.duration <= ds.max_duration]
+        if len(kept) < len(utterances):
+            log.info("left out %d utterance(s) of %s outside %.1f-%.1f s (min_duration, max_duration)",
+                     len(utterances) - len(kept), ds.manifest_filepath, ds.min_duration, ds.max_duration)
+        if not kept:
+            raise DataError(f"no utterance of {ds.manifest_filepath} lasts between min_duration={ds.min_duration} "
+                            f"and max_duration={ds.max_duration} seconds: widen the limits")
+        utterances = kept
+    return utterances if ds.num_samples == -1 else utterances[:ds.num_samples]
 
 
 # ----------------------------------------------------------------------------- the four source layouts

@@ -6,7 +6,8 @@
 log-probs and their lengths out), with the preprocessor settings beside it for Riva. It rebuilds from
 ``model_config`` alone and describes its own export as the NLP networks do (core/onnx_export.py).
 
-Payload of a speech model archive (core/model.py adds manifest.json)::
+This module is the speech ``ModelFamily`` (core/model.py): ``write_payload``, ``read_model`` and
+``read_processor`` lay out the payload of a speech model archive (core/model.py adds manifest.json)::
 
     model_config.json    sample_rate, preprocessor, spec_augment, blocks (the encoder table), activation,
                          vocabulary ("char" with labels, or "subword"), num_classes (vocabulary + blank)
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Tuple, Type
 
 import torch
 from torch import nn
@@ -28,7 +29,6 @@ from tao_launcher.asr.blocks import total_stride
 from tao_launcher.asr.encoder import ConvASRDecoder, ConvASREncoder
 from tao_launcher.asr.features import MelFeatures
 from tao_launcher.asr.vocabulary import TOKENIZER_DIR, TOKENIZER_MODEL, CharVocabulary, SubwordVocabulary
-from tao_launcher.core.model import opened_model_archive, plain_model_folder
 
 
 class SpeechToTextNet(nn.Module):
@@ -82,13 +82,6 @@ class SpeechToTextNet(nn.Module):
                 "blank_index": self.blank, "subsampling_factor": total_stride(c["blocks"]), **vocabulary}
 
 
-def vocabulary_of(config: Dict, folder: Path):
-    """The model's vocabulary: its labels, or the sentencepiece model in ``folder/tokenizer``."""
-    if config["vocabulary"] == "char":
-        return CharVocabulary(config["labels"])
-    return SubwordVocabulary(folder / TOKENIZER_DIR / TOKENIZER_MODEL)
-
-
 def write_payload(folder: Path, net: SpeechToTextNet, vocabulary, *, weights: bool = True) -> None:
     """The files of a model (layout above); ``weights=False`` for exports, which carry model.onnx instead."""
     if weights:
@@ -101,30 +94,21 @@ def write_payload(folder: Path, net: SpeechToTextNet, vocabulary, *, weights: bo
         vocabulary.save(folder / TOKENIZER_DIR)
 
 
-def read_model(folder: Path) -> Tuple[SpeechToTextNet, object, Dict]:
+def read_model(folder: Path, net_cls: Type[SpeechToTextNet], *, inference: bool = False
+               ) -> Tuple[SpeechToTextNet, object, Dict]:
     """Network (eval mode), vocabulary and model config of an opened archive (the vocabulary is read into memory:
-    nothing keeps a path into the decrypted folder)."""
+    nothing keeps a path into the decrypted folder). ``inference`` changes nothing: the network has one form."""
     from safetensors.torch import load_file
 
     config = json.loads((folder / "model_config.json").read_text())
-    net = SpeechToTextNet.from_config(config)
+    net = net_cls.from_config(config)
     net.load_state_dict(load_file(str(folder / "model.safetensors")))
     net.eval()
-    return net, vocabulary_of(config, folder), config
+    return net, read_processor(folder, config), config
 
 
-def load_model(path: Path, key: str, task: str) -> Tuple[SpeechToTextNet, object, Dict]:
-    with opened_model_archive(path, key, task) as folder:
-        return read_model(folder)
-
-
-def load_export(path: Path, key: str, task: str) -> Tuple[bytes, object, Dict]:
-    """model.onnx bytes, vocabulary and config of an export: a .riva/.eonnx archive or a plain folder's model.onnx."""
-    def read(folder: Path, model_file: Path) -> Tuple[bytes, object, Dict]:
-        config = json.loads((folder / "model_config.json").read_text())
-        return model_file.read_bytes(), vocabulary_of(config, folder), config
-
-    if path.suffix == ".onnx":
-        return read(plain_model_folder(path, task), path)
-    with opened_model_archive(path, key, task, kinds=("eonnx", "riva")) as folder:
-        return read(folder, folder / "model.onnx")
+def read_processor(folder: Path, config: Dict):
+    """The model's vocabulary: its labels, or the sentencepiece model in ``folder/tokenizer``."""
+    if config["vocabulary"] == "char":
+        return CharVocabulary(config["labels"])
+    return SubwordVocabulary(folder / TOKENIZER_DIR / TOKENIZER_MODEL)

@@ -16,11 +16,14 @@ from torch import nn
 
 from tao_launcher.asr.ctc import error_counts, greedy_decode
 from tao_launcher.asr.encoder import MaskedConv1d
-from tao_launcher.core.module import BucketedDataModule, TaoModule
-from tao_launcher.core.trainer import fit_and_save
+from tao_launcher.core.module import TaoModule
+from tao_launcher.core.trainer import fit_task
 from tao_launcher.errors import DataError
-from tao_launcher.tasks.speech_to_text.model import SpeechToTextNet, write_payload
-from tao_launcher.tasks.speech_to_text.subtasks import MAIN_METRIC, TASK, log, read_utterances
+from tao_launcher.tasks.speech_to_text import model as speech_model
+from tao_launcher.tasks.speech_to_text.data import TASK, log, read_utterances
+from tao_launcher.tasks.speech_to_text.model import SpeechToTextNet
+
+MAIN_METRIC = "val_wer"  # lower is better: picks the kept model unless trainer.monitor says otherwise
 
 
 class SpeechToTextModule(TaoModule):
@@ -41,10 +44,8 @@ class SpeechToTextModule(TaoModule):
         loss = self.ctc(logprobs.transpose(0, 1).float(), batch["targets"], lengths, batch["target_lengths"])
         return loss / len(features), logprobs, lengths
 
-    def training_step(self, batch: Dict[str, torch.Tensor], batch_idx: int):
-        loss = self._loss(batch, augment=True)[0]
-        self.log_training(loss, batch)
-        return loss
+    def training_loss(self, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
+        return self._loss(batch, augment=True)[0]
 
     def on_validation_epoch_start(self):
         self._counts = torch.zeros(4, dtype=torch.long, device=self.device)  # word errors, words, char errors, chars
@@ -102,7 +103,7 @@ def examples(net: SpeechToTextNet, vocabulary, utterances: Sequence, training: b
 
 
 def fit(net: SpeechToTextNet, vocabulary, train_utterances: Sequence, train_ds, val_ds, spec, run) -> Dict:
-    """train's and finetune's one path: features once, length-bucketed batches, then ``fit_and_save``."""
+    """train's and finetune's one path: features once, then ``fit_task``."""
     from tao_launcher.asr.dataset import collate_utterances, extra_speeds
 
     val_utterances = read_utterances(val_ds)
@@ -116,11 +117,7 @@ def fit(net: SpeechToTextNet, vocabulary, train_utterances: Sequence, train_ds, 
              hours, train_ds.manifest_filepath, len(val_examples), val_ds.manifest_filepath)
     # random training batches, not length buckets: the encoder's batch norm would learn the statistics of batches
     # of similar-length (on FSDD: same-digit) clips; FSDD, 20 epochs: test WER 0.27 bucketed, 0.14 random
-    datamodule = BucketedDataModule(
-        train_examples, val_examples, seed=spec.trainer.seed, train_batch_size=train_ds.batch_size,
-        val_batch_size=val_ds.batch_size, shuffle=train_ds.shuffle, train_num_workers=train_ds.num_workers,
-        val_num_workers=val_ds.num_workers, collate=collate_utterances, length=lambda e: e["features"].shape[1],
-        train_bucketing=False)
-    module = SpeechToTextModule(net, vocabulary, spec.optim)
-    return fit_and_save(TASK, module, datamodule, spec, run, main_metric=MAIN_METRIC, main_metric_mode="min",
-                        write_payload=lambda folder: write_payload(folder, net, vocabulary))
+    return fit_task(TASK, SpeechToTextModule(net, vocabulary, spec.optim), train_examples, val_examples, train_ds,
+                    val_ds, spec, run, family=speech_model, processor=vocabulary, main_metric=MAIN_METRIC,
+                    main_metric_mode="min", collate=collate_utterances, length=lambda e: e["features"].shape[1],
+                    train_bucketing=False)

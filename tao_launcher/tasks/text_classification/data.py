@@ -17,14 +17,13 @@ Sources for dataset_convert:
 from __future__ import annotations
 
 import logging
-import os
 import random
 import re
 import tarfile
-import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, Tuple
 
+from tao_launcher.core.convert import staged_into
 from tao_launcher.core.progress import track
 from tao_launcher.core.textfiles import check_file, read_lines
 from tao_launcher.errors import DataError, UsageError
@@ -109,14 +108,9 @@ def convert(dataset_name: str, source: Path, target: Path) -> dict:
     if not source.exists():
         raise UsageError(f"source_data_dir {source} does not exist: download the dataset there first")
     converter = {"sst2": _convert_sst2, "imdb": _convert_imdb}[dataset_name]
-    target.mkdir(parents=True, exist_ok=True)
-    # stage every file first: a bad source line must leave nothing half-written in target
-    with tempfile.TemporaryDirectory(prefix=".convert-", dir=target) as staging:
-        stage = Path(staging)
+    with staged_into(target) as stage:  # a bad source line leaves nothing half-written in target
         counts = converter(source, stage)
         (stage / "labels.txt").write_text("\n".join(SENTIMENT_LABELS) + "\n")
-        for file in stage.iterdir():
-            os.replace(file, target / file.name)
     return counts
 
 

@@ -6,14 +6,13 @@ key, -m model, -g devices). Training, archives, export and the runners come from
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Sequence
 
-from tao_launcher.registry import RunContext
+from tao_launcher.core.predict import Loaded, PredictStep, Scored, input_items
 from tao_launcher.errors import UsageError
-from tao_launcher.nlp import subtasks as nlp
+from tao_launcher.registry import RunContext
 from tao_launcher.tasks.text_classification import data
 from tao_launcher.tasks.text_classification.spec import (
     DatasetConvertSpec, EvaluateSpec, ExportSpec, FinetuneSpec, InferOnnxSpec, InferSpec, TrainSpec)
@@ -21,20 +20,10 @@ from tao_launcher.tasks.text_classification.spec import (
 if TYPE_CHECKING:
     import numpy as np
 
-    from tao_launcher.core.inference import Runner
-
 TASK = "text_classification"
 log = logging.getLogger("tao.text_classification")
-# torch, transformers and Lightning are imported inside the subtasks that use them: dataset_convert
-# imports neither, evaluate/infer/export no Lightning (tests/test_import_cost.py)
-
-
-def _load(run: RunContext):
-    """Network, tokenizer and model config of the ``-m`` archive."""
-    from tao_launcher.nlp.model import load_run_model
-    from tao_launcher.tasks.text_classification.model import TextClassifier
-
-    return load_run_model(run, TASK, TextClassifier)
+# torch, transformers and Lightning are imported inside the functions that use them: dataset_convert
+# imports neither, evaluate/infer/export no Lightning (tests/nlp/test_import_cost.py)
 
 
 def train(spec: TrainSpec, run: RunContext) -> Dict:
@@ -56,7 +45,7 @@ def train(spec: TrainSpec, run: RunContext) -> Dict:
 def finetune(spec: FinetuneSpec, run: RunContext) -> Dict:
     from tao_launcher.tasks.text_classification.training import fit
 
-    net, tokenizer, config = _load(run)
+    net, tokenizer, config = PREDICT.load_trained(run)
     wanted = spec.model.class_labels.class_labels_file
     if wanted:
         names = data.read_label_names(wanted, config["num_classes"])
@@ -69,73 +58,51 @@ def finetune(spec: FinetuneSpec, run: RunContext) -> Dict:
     return fit(net, tokenizer, spec.finetuning_ds, spec.validation_ds, spec, run, fix)
 
 
-# ----------------------------------------------------------------------------- inference
+# ----------------------------------------------------------------------------- predict step
 
-def batched_probabilities(runner: Runner, tokenizer, sentences: Sequence[str], max_seq_length: int,
-                          batch_size: int) -> np.ndarray:
+def predict(model: Loaded, sentences: Sequence[str], batch_size: int, spec=None) -> np.ndarray:
     """Class probabilities in input order; batches of similar length keep padding small."""
     import numpy as np
 
     from tao_launcher.nlp.encoder import tokenize
     from tao_launcher.nlp.inference import run_batched, softmax
 
-    examples = [{"input_ids": ids} for ids in tokenize(tokenizer, sentences, max_seq_length)]
-    outputs = run_batched(runner, examples, batch_size, tokenizer.pad_token_id or 0)
+    tokenizer = model.processor
+    examples = [{"input_ids": ids} for ids in tokenize(tokenizer, sentences, model.config["max_seq_length"])]
+    outputs = run_batched(model.runner, examples, batch_size, tokenizer.pad_token_id or 0)
     return softmax(np.stack([o[0] for o in outputs]).astype(np.float32))
 
 
-def evaluate(spec: EvaluateSpec, run: RunContext) -> Dict:
+def read_labelled(spec: EvaluateSpec, config: Dict):
+    ds = spec.test_ds
+    return data.read_examples(ds.file_path, ds.num_samples, config["num_classes"])
+
+
+def score(sentences, labels, probs, model: Loaded, spec: EvaluateSpec, run: RunContext) -> Scored:
     import torch
 
     from tao_launcher.core.metrics import classification_report, confusion_matrix, format_report
-    from tao_launcher.core.inference import torch_runner
-
-    net, tokenizer, config = _load(run)
-    ds = spec.test_ds
-    sentences, labels = data.read_examples(ds.file_path, ds.num_samples, config["num_classes"])
-    probs = batched_probabilities(torch_runner(net), tokenizer, sentences, config["max_seq_length"], ds.batch_size)
-    matrix = confusion_matrix(torch.from_numpy(probs.argmax(-1)), torch.tensor(labels), config["num_classes"])
-    report = classification_report(matrix, config["label_names"])
-    print(format_report(report, config["label_names"]), flush=True)
-    out = run.results.path / "evaluation_report.json"
-    out.write_text(json.dumps(report, indent=2))
     from tao_launcher.core.plots import save_confusion_matrix
-    save_confusion_matrix(run, matrix, config["label_names"], title=f"{TASK}: {Path(ds.file_path).name}")
-    metrics = {"test_acc": report["accuracy"], "test_macro_f1": report["macro_f1"]}
-    run.results.record(metrics, report=out)
-    return metrics
+
+    names = model.config["label_names"]
+    matrix = confusion_matrix(torch.from_numpy(probs.argmax(-1)), torch.tensor(labels), len(names))
+    report = classification_report(matrix, names)
+    save_confusion_matrix(run, matrix, names, title=f"{TASK}: {Path(spec.test_ds.file_path).name}")
+    return Scored({"test_acc": report["accuracy"], "test_macro_f1": report["macro_f1"]}, report,
+                  format_report(report, names))
 
 
-def _report_predictions(run: RunContext, probs: np.ndarray, sentences: List[str], label_names: List[str]) -> Dict:
-    rows = [{"sentence": s, "label": label_names[int(p.argmax())], "score": round(float(p.max()), 6)}
+def rows(sentences: List[str], probs, model: Loaded, run: RunContext) -> List[Dict]:
+    names = model.config["label_names"]
+    return [{"sentence": s, "label": names[int(p.argmax())], "score": round(float(p.max()), 6)}
             for s, p in zip(sentences, probs)]
-    return nlp.print_and_save(run, rows, lambda r: f"{r['label']}\t{r['score']:.4f}\t{r['sentence']}")
 
 
-def infer(spec: InferSpec, run: RunContext) -> Dict:
-    from tao_launcher.core.inference import torch_runner
-
-    sentences = nlp.input_texts(spec, data.read_sentences)
-    net, tokenizer, config = _load(run)
-    probs = batched_probabilities(torch_runner(net), tokenizer, sentences, config["max_seq_length"], spec.batch_size)
-    return _report_predictions(run, probs, sentences, config["label_names"])
-
-
-def infer_onnx(spec: InferOnnxSpec, run: RunContext) -> Dict:
-    from tao_launcher.core.inference import onnx_runner
-    from tao_launcher.nlp.model import load_export
-
-    sentences = nlp.input_texts(spec, data.read_sentences)
-    model_bytes, tokenizer, config = load_export(run.model, run.key, TASK)
-    probs = batched_probabilities(onnx_runner(model_bytes), tokenizer, sentences, config["max_seq_length"],
-                                  spec.batch_size)
-    return _report_predictions(run, probs, sentences, config["label_names"])
-
-
-def export(spec: ExportSpec, run: RunContext) -> Dict:
-    from tao_launcher.tasks.text_classification.model import TextClassifier
-
-    return nlp.export(spec, run, TASK, TextClassifier)
+PREDICT = PredictStep(
+    TASK, family="tao_launcher.nlp.model", net="tao_launcher.tasks.text_classification.model:TextClassifier",
+    predict=predict, read_inputs=lambda spec: input_items(spec, data.read_sentences), rows=rows,
+    line=lambda r: f"{r['label']}\t{r['score']:.4f}\t{r['sentence']}", read_labelled=read_labelled, score=score)
+evaluate, infer, infer_onnx, export = PREDICT.subtasks(EvaluateSpec, InferSpec, InferOnnxSpec, ExportSpec)
 
 
 def dataset_convert(spec: DatasetConvertSpec, run: RunContext) -> Dict:

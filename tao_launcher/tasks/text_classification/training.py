@@ -13,9 +13,10 @@ import torch
 from torch import nn
 
 from tao_launcher.core.metrics import classification_report, confusion_matrix
-from tao_launcher.core.module import BucketedDataModule, TaoModule
+from tao_launcher.core.module import TaoModule
+from tao_launcher.core.trainer import fit_task
+from tao_launcher.nlp import model as nlp_model
 from tao_launcher.nlp.encoder import tokenize
-from tao_launcher.nlp.subtasks import fit_and_save
 from tao_launcher.tasks.text_classification import data
 from tao_launcher.tasks.text_classification.model import TextClassifier
 
@@ -33,11 +34,8 @@ class TextClassificationModule(TaoModule):
         self.loss = nn.CrossEntropyLoss(weight=class_weights)
         self._confusion: Optional[torch.Tensor] = None
 
-    def training_step(self, batch: Dict[str, torch.Tensor], batch_idx: int):
-        logits = self.net(batch["input_ids"], batch["attention_mask"])
-        loss = self.loss(logits, batch["labels"])
-        self.log_training(loss, batch)
-        return loss
+    def training_loss(self, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.loss(self.net(batch["input_ids"], batch["attention_mask"]), batch["labels"])
 
     def on_validation_epoch_start(self):
         n = len(self.label_names)
@@ -61,7 +59,7 @@ class TextClassificationModule(TaoModule):
 
 
 def fit(net: TextClassifier, tokenizer, train_ds, val_ds, spec, run, range_fix: str = data.LABEL_RANGE_FIX) -> Dict:
-    """train's and finetune's one path: the two files as examples, then ``fit_and_save``."""
+    """train's and finetune's one path: the two files as examples, then ``fit_task``."""
     config = net.model_config
     num_classes, max_len = config["num_classes"], config["max_seq_length"]
     train_x, train_y = data.read_examples(train_ds.file_path, train_ds.num_samples, num_classes, range_fix)
@@ -78,9 +76,6 @@ def fit(net: TextClassifier, tokenizer, train_ds, val_ds, spec, run, range_fix: 
     def examples(sentences, labels):
         return [{"input_ids": ids, "labels": y} for ids, y in zip(tokenize(tokenizer, sentences, max_len), labels)]
 
-    datamodule = BucketedDataModule(
-        examples(train_x, train_y), examples(val_x, val_y), pad_id=tokenizer.pad_token_id or 0,
-        seed=spec.trainer.seed, train_batch_size=train_ds.batch_size, val_batch_size=val_ds.batch_size,
-        shuffle=train_ds.shuffle, train_num_workers=train_ds.num_workers, val_num_workers=val_ds.num_workers)
-    module = TextClassificationModule(net, spec.optim, weights)
-    return fit_and_save(TASK, module, datamodule, tokenizer, spec, run, main_metric="val_acc")
+    return fit_task(TASK, TextClassificationModule(net, spec.optim, weights), examples(train_x, train_y),
+                    examples(val_x, val_y), train_ds, val_ds, spec, run, family=nlp_model, processor=tokenizer,
+                    main_metric="val_acc", pad_id=tokenizer.pad_token_id or 0)

@@ -27,15 +27,16 @@ sentence as NeMo does, a word with a tag other than O followed by the tag in bra
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import unicodedata
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
+from tao_launcher.core.convert import staged_into
 from tao_launcher.core.textfiles import read_input_lines, read_label_list, read_lines, read_parallel
 from tao_launcher.errors import DataError, UsageError
+from tao_launcher.core.textfiles import data_folder
 
+TASK = "token_classification"
 log = logging.getLogger("tao.token_classification")
 SPLITS = ("train", "dev", "test")
 LABEL_IDS = "label_ids.csv"
@@ -95,6 +96,17 @@ def read_examples(text_file: str | Path, labels_file: str | Path, num_samples: i
         sentences.append(words)
         tags.append(labels)
     return sentences, tags
+
+
+def label_set(label_ids: Optional[str], data_dir: str) -> List[str]:
+    """The spec's label set: ``label_ids`` when given, else label_ids.csv in data_dir."""
+    return read_label_ids(Path(label_ids) if label_ids else data_folder(data_dir) / LABEL_IDS)
+
+
+def read(data_dir: str, ds, label_names: Sequence[str]) -> Tuple[List[List[str]], List[List[str]]]:
+    """(words, tags) of the split a data section (``text_file``, ``labels_file``, ``num_samples``) names in data_dir."""
+    folder = data_folder(data_dir)
+    return read_examples(folder / ds.text_file, folder / ds.labels_file, ds.num_samples, label_names)
 
 
 def read_sentences(path: str | Path) -> List[str]:
@@ -200,12 +212,10 @@ def convert(source: Path, target: Path) -> Dict[str, int]:
         names = ", ".join(sorted(p.name for p in source.iterdir() if p.is_file())) if source.is_dir() else source.name
         raise UsageError(f"no training file in {source}: expected a CoNLL file with 'train' in its name "
                          f"(like eng.train; {_WHAT_SPLITS}); found: {names or 'no files'}")
-    target.mkdir(parents=True, exist_ok=True)
+    target.mkdir(parents=True, exist_ok=True)  # made here, so a failed convert leaves it there, empty
     counts: Dict[str, int] = {}
     labels = {OUTSIDE}
-    # stage every file first: a bad source line must leave nothing half-written in target
-    with tempfile.TemporaryDirectory(prefix=".convert-", dir=target) as staging:
-        stage = Path(staging)
+    with staged_into(target) as stage:  # a bad source line leaves nothing half-written in target
         for split in SPLITS:
             if split not in files:
                 continue
@@ -222,6 +232,4 @@ def convert(source: Path, target: Path) -> Dict[str, int]:
             log.info("%s: %d sentences from %s", f"text_{split}.txt", count, ", ".join(p.name for p in files[split]))
         write_label_ids(stage / LABEL_IDS, [OUTSIDE] + sorted(labels - {OUTSIDE}))
         counts[LABEL_IDS] = len(labels)
-        for file in stage.iterdir():
-            os.replace(file, target / file.name)
     return counts

@@ -6,44 +6,19 @@ several windows (nlp/tokens.py), so every word gets a tag. Data formats: data.py
 
 from __future__ import annotations
 
-import json
-import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, Sequence
+from typing import Dict, List
 
-from tao_launcher.errors import DataError
-from tao_launcher.nlp import subtasks as nlp
+from tao_launcher.core.predict import Loaded, PredictStep, Scored, input_items
+from tao_launcher.core.textfiles import data_folder
 from tao_launcher.registry import RunContext
 from tao_launcher.tasks.token_classification import data
+from tao_launcher.tasks.token_classification.data import TASK, log
 from tao_launcher.tasks.token_classification.spec import (
     DatasetConvertSpec, EvaluateSpec, ExportSpec, FinetuneSpec, InferOnnxSpec, InferSpec, TrainSpec)
 
-TASK = "token_classification"
-INFER_MARGIN = 16  # words of context on each side where a long sentence is split into windows
-log = logging.getLogger("tao.token_classification")
-# torch, transformers and Lightning are imported inside the subtasks that use them: dataset_convert
-# imports neither, evaluate/infer/export no Lightning (tests/test_import_cost.py)
-
-if TYPE_CHECKING:
-    from tao_launcher.core.inference import Runner
-
-
-def _label_set(label_ids: str | None, data_dir: str) -> List[str]:
-    return data.read_label_ids(Path(label_ids) if label_ids else nlp.data_folder(data_dir) / "label_ids.csv")
-
-
-def read(data_dir: str, ds, label_names: Sequence[str]):
-    """Words and tags of a split in data_dir."""
-    folder = nlp.data_folder(data_dir)
-    return data.read_examples(folder / ds.text_file, folder / ds.labels_file, ds.num_samples, label_names)
-
-
-def _load(run: RunContext):
-    """Network, tokenizer and model config of the ``-m`` archive."""
-    from tao_launcher.nlp.model import load_run_model
-    from tao_launcher.tasks.token_classification.model import TokenClassifier
-
-    return load_run_model(run, TASK, TokenClassifier)
+# torch, transformers and Lightning are imported inside the functions that use them: dataset_convert
+# imports neither, evaluate/infer/export no Lightning (tests/nlp/test_import_cost.py)
 
 
 def train(spec: TrainSpec, run: RunContext) -> Dict:
@@ -52,9 +27,8 @@ def train(spec: TrainSpec, run: RunContext) -> Dict:
     from tao_launcher.tasks.token_classification.training import fit
 
     m = spec.model
-    label_names = _label_set(m.label_ids, spec.data_dir)
     encoder, tokenizer = pretrained(m.language_model)
-    config = {"label_names": label_names, "max_seq_length": m.dataset.max_seq_length,
+    config = {"label_names": data.label_set(m.label_ids, spec.data_dir), "max_seq_length": m.dataset.max_seq_length,
               "num_fc_layers": m.head.num_fc_layers, "fc_dropout": m.head.fc_dropout,
               "pretrained_model_name": m.language_model.pretrained_model_name}
     return fit(TokenClassifier(encoder, config), tokenizer, spec.training_ds, spec.validation_ds, spec, run)
@@ -64,10 +38,10 @@ def finetune(spec: FinetuneSpec, run: RunContext) -> Dict:
     from tao_launcher.tasks.token_classification.model import TokenClassifier
     from tao_launcher.tasks.token_classification.training import fit
 
-    net, tokenizer, config = _load(run)
-    default = nlp.data_folder(spec.data_dir) / "label_ids.csv"
+    net, tokenizer, config = PREDICT.load_trained(run)
+    default = data_folder(spec.data_dir) / data.LABEL_IDS
     if spec.model.label_ids or default.is_file():
-        labels = _label_set(spec.model.label_ids, spec.data_dir)
+        labels = data.label_set(spec.model.label_ids, spec.data_dir)
         if labels != config["label_names"]:
             log.info("the label set differs from the model's (%s -> %s): a new tag classifier on the trained encoder",
                      " ".join(config["label_names"]), " ".join(labels))
@@ -75,79 +49,60 @@ def finetune(spec: FinetuneSpec, run: RunContext) -> Dict:
     return fit(net, tokenizer, spec.finetuning_ds, spec.validation_ds, spec, run)
 
 
-# ----------------------------------------------------------------------------- inference
+# ----------------------------------------------------------------------------- predict step
 
-def predict_tags(runner: Runner, tokenizer, config: Dict, sentences: Sequence[Sequence[str]],
-                 batch_size: int) -> List[List[str]]:
-    """The tag of every word (decoded as the model config says: ``nlp.bio``), from the torch or the
-    onnxruntime runner."""
+def predict(model: Loaded, texts: List[str], batch_size: int, spec=None) -> List[List[str]]:
+    """The tag of every word of each text (words separated by spaces), decoded as the model config says
+    (nlp/bio.py)."""
     from tao_launcher.nlp import bio
-    from tao_launcher.nlp.tokens import predict_words
+    from tao_launcher.nlp.tokens import predict_texts
 
-    names, constrained = config["label_names"], config.get(bio.CONFIG_KEY, False)
-    logits = predict_words(runner, tokenizer, sentences, config["max_seq_length"], batch_size, INFER_MARGIN)[0]
-    return [[names[i] for i in bio.decode(sentence, names, constrained)] for sentence in logits]
+    return bio.decode_words(predict_texts(model, texts, batch_size)[0], model.config["label_names"], model.config)
 
 
-def evaluate(spec: EvaluateSpec, run: RunContext) -> Dict:
+def read_labelled(spec: EvaluateSpec, config: Dict):
+    words, tags = data.read(spec.data_dir, spec.test_ds, config["label_names"])
+    return [" ".join(sentence) for sentence in words], tags
+
+
+def score(texts, gold: List[List[str]], pred: List[List[str]], model: Loaded, spec, run: RunContext) -> Scored:
     import torch
 
     from tao_launcher.core.metrics import classification_report, confusion_matrix, format_span_report, span_report
-    from tao_launcher.core.inference import torch_runner
+    from tao_launcher.core.plots import save_confusion_matrix
 
-    net, tokenizer, config = _load(run)
-    names = config["label_names"]
-    words, gold = read(spec.data_dir, spec.test_ds, names)
-    pred = predict_tags(torch_runner(net), tokenizer, config, words, spec.test_ds.batch_size)
+    names = model.config["label_names"]
     report = span_report(gold, pred)
     index = {name: i for i, name in enumerate(names)}
     matrix = confusion_matrix(torch.tensor([index[t] for s in pred for t in s]),
                               torch.tensor([index[t] for s in gold for t in s]), len(names))
     report["tags"] = classification_report(matrix, names)
     report["confusion_matrix"] = {"labels": names, "rows_gold_columns_predicted": matrix.tolist()}
-    from tao_launcher.core.plots import save_confusion_matrix
     save_confusion_matrix(run, matrix, names, title=f"{TASK}: tags per word")
-    print(format_span_report(report), flush=True)
-    out = run.results.path / "evaluation_report.json"
-    out.write_text(json.dumps(report, indent=2))
     micro = report["micro"]
     metrics = {"test_f1": micro["f1"], "test_precision": micro["precision"], "test_recall": micro["recall"],
                "test_token_acc": report["token_accuracy"]}
-    run.results.record(metrics, report=out)
-    return metrics
+    return Scored(metrics, report, format_span_report(report))
 
 
-def _tag_and_report(run: RunContext, runner: Runner, tokenizer, config: Dict, texts: List[str], spec) -> Dict:
-    sentences = [t.split() for t in texts]
-    if not all(sentences):
-        raise DataError("a sentence to tag is empty: every input_batch item and input_file line needs a word")
-    tags = predict_tags(runner, tokenizer, config, sentences, spec.batch_size)
-    rows = [{"text": t, "tagged": data.tagged_text(w, g), "tags": g} for t, w, g in zip(texts, sentences, tags)]
-    (run.results.path / "infer_results.txt").write_text("".join(r["tagged"] + "\n" for r in rows), encoding="utf-8")
-    return nlp.print_and_save(run, rows, lambda r: r["tagged"])
+def rows(texts: List[str], tags: List[List[str]], model: Loaded, run: RunContext) -> List[Dict]:
+    """infer_results.json rows; infer_results.txt beside them holds the tagged lines alone (data.py)."""
+    out = [{"text": t, "tagged": data.tagged_text(t.split(), g), "tags": g} for t, g in zip(texts, tags)]
+    (run.results.path / "infer_results.txt").write_text("".join(r["tagged"] + "\n" for r in out), encoding="utf-8")
+    return out
 
 
-def infer(spec: InferSpec, run: RunContext) -> Dict:
-    from tao_launcher.core.inference import torch_runner
+def read_inputs(spec) -> List[str]:
+    from tao_launcher.nlp.tokens import nonblank_texts
 
-    texts = nlp.input_texts(spec, data.read_sentences)
-    net, tokenizer, config = _load(run)
-    return _tag_and_report(run, torch_runner(net), tokenizer, config, texts, spec)
+    return nonblank_texts(input_items(spec, data.read_sentences), "a sentence to tag")
 
 
-def infer_onnx(spec: InferOnnxSpec, run: RunContext) -> Dict:
-    from tao_launcher.core.inference import onnx_runner
-    from tao_launcher.nlp.model import load_export
-
-    texts = nlp.input_texts(spec, data.read_sentences)
-    model_bytes, tokenizer, config = load_export(run.model, run.key, TASK)
-    return _tag_and_report(run, onnx_runner(model_bytes), tokenizer, config, texts, spec)
-
-
-def export(spec: ExportSpec, run: RunContext) -> Dict:
-    from tao_launcher.tasks.token_classification.model import TokenClassifier
-
-    return nlp.export(spec, run, TASK, TokenClassifier)
+PREDICT = PredictStep(
+    TASK, family="tao_launcher.nlp.model", net="tao_launcher.tasks.token_classification.model:TokenClassifier",
+    predict=predict, read_inputs=read_inputs, rows=rows, line=lambda r: r["tagged"], read_labelled=read_labelled,
+    score=score)
+evaluate, infer, infer_onnx, export = PREDICT.subtasks(EvaluateSpec, InferSpec, InferOnnxSpec, ExportSpec)
 
 
 def dataset_convert(spec: DatasetConvertSpec, run: RunContext) -> Dict:

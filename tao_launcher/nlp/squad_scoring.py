@@ -76,3 +76,12 @@ def squad_scores(gold: Mapping[str, Sequence[str]], predictions: Mapping[str, st
             out[f"{part}f1"] = 100.0 * f1 / count if count else 0.0
             out[f"{part}total"] = count
     return out
+
+
+def format_scores(scores: Dict[str, float], file: str) -> str:
+    """The scores as a table: all questions, then HasAns and NoAns where the file has such questions."""
+    lines = [f"SQuAD scores (official v2.0 rules, percent) on {file}:", f"{'':8}{'exact':>8}{'f1':>8}{'questions':>11}"]
+    for part, name in (("", "all"), ("HasAns_", "HasAns"), ("NoAns_", "NoAns")):
+        if f"{part}total" in scores:
+            lines.append(f"{name:8}{scores[part + 'exact']:8.2f}{scores[part + 'f1']:8.2f}{scores[part + 'total']:11d}")
+    return "\n".join(lines)

@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from tao_launcher.tasks.question_answering.windows import NO_ANSWER, Window
+from tao_launcher.nlp.qa_windows import NO_ANSWER, Window
 
 
 @dataclass
@@ -101,3 +101,23 @@ def decode_all(outputs: Sequence[np.ndarray], windows: Sequence[Window], context
         grouped.setdefault(window.question, []).append(k)
     return [decode([outputs[k] for k in grouped.get(i, [])], [windows[k] for k in grouped.get(i, [])],
                    context, **settings) for i, context in enumerate(contexts)]
+
+
+def decoding_settings(decoding, version_2_with_negative: bool) -> Dict[str, object]:
+    """``decode``'s settings: a spec's ``decoding`` section (n_best_size, max_answer_length,
+    null_score_diff_threshold) and the model's SQuAD version."""
+    return {"n_best_size": decoding.n_best_size, "max_answer_length": decoding.max_answer_length,
+            "null_score_diff_threshold": decoding.null_score_diff_threshold,
+            "version_2_with_negative": version_2_with_negative}
+
+
+def prediction_files(ids: Sequence[str], predictions: Sequence[Prediction], version_2_with_negative: bool
+                     ) -> Dict[str, Dict[str, object]]:
+    """The files Hugging Face's run_qa writes, by name without ``.json``: predictions (id -> answer, "" for no
+    answer), nbest_predictions (id -> the n-best list) and, for SQuAD v2.0, null_odds (id -> null score minus
+    best span score)."""
+    pairs = list(zip(ids, predictions))
+    files = {"predictions": {i: p.answer for i, p in pairs}, "nbest_predictions": {i: p.nbest for i, p in pairs}}
+    if version_2_with_negative:
+        files["null_odds"] = {i: p.null_score_diff for i, p in pairs}
+    return files

@@ -10,19 +10,37 @@ Training labels: the answer's first and last sub-token positions in the window w
 Hugging Face train it. An unanswerable question labels every window 0.
 
 Windows are not padded here: a batch pads to its longest window (core/data.py), and contexts are
-tokenized once per paragraph, however many questions it has.
+tokenized once per paragraph, however many questions it has. The question_answering task reads its
+questions from SQuAD files (tasks/question_answering/data.py); decoding answers is span_decoding.py.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, List, Sequence, Tuple
-
-from tao_launcher.tasks.question_answering.data import Question
 
 log = logging.getLogger("tao.question_answering")
 NO_ANSWER = 0  # the [CLS] position
+
+
+@dataclass
+class Question:
+    """One question with its paragraph. ``answers`` are (text, answer_start) pairs; none when unanswerable."""
+
+    id: str
+    question: str
+    context: str
+    answers: List[Tuple[str, int]] = field(default_factory=list)
+    title: str = ""
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.answers)
+
+    @property
+    def answer_texts(self) -> List[str]:
+        return [text for text, _ in self.answers]
 
 
 @dataclass
@@ -135,3 +153,9 @@ def make_windows(tokenizer, questions: Sequence[Question], max_seq_length: int, 
         log.warning("%d answers cover no token of their context (whitespace only?); their questions train as "
                     "'no answer'", missed)
     return windows
+
+
+def windows_of(tokenizer, questions: Sequence[Question], config: Dict) -> List[Window]:
+    """``make_windows`` with the window sizes of a QA model config (max_seq_length, doc_stride, max_query_length)."""
+    return make_windows(tokenizer, questions, config["max_seq_length"], config["doc_stride"],
+                        config["max_query_length"])
