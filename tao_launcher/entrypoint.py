@@ -139,7 +139,7 @@ def run(argv: List[str]) -> int:
         return _download_specs(task, Path(to_host(args.output)), args.results and Path(to_host(args.results)),
                                args.overwrite)
 
-    from tao_launcher.spec.load import check_paths, folder_problem, map_paths, resolve_spec, to_dict
+    from tao_launcher.spec.load import check_paths, folder_problem, input_paths, map_paths, resolve_spec, to_dict
     subtask = task.subtasks[args.subtask]
     schema = subtask.schema()
     spec_file = Path(to_host(args.spec)) if args.spec else None
@@ -157,6 +157,9 @@ def run(argv: List[str]) -> int:
     problem = folder_problem(results_path)
     if problem:
         raise UsageError(f"results folder {results_path} {problem}")
+    if args.overwrite:
+        refuse_inputs_inside(results_path, [("-m", model), ("-e", spec_file),
+                                            *((key, Path(value)) for key, value in input_paths(spec))])
 
     from tao_launcher.core.results import LOG_FILE, MASK, ResultsFolder
     results = ResultsFolder(results_path, task.name, args.subtask)
@@ -214,6 +217,18 @@ def run(argv: List[str]) -> int:
     finally:
         results.close()   # temp files and partials gone, folder lock released: on every exit path
     return EXIT_OK
+
+
+def refuse_inputs_inside(results: Path, inputs) -> None:
+    """--overwrite replaces the results folder's contents: a run must not read a file it is about to replace
+    (``tao evaluate -r TRAIN -m TRAIN/checkpoints/trained-model.tao --overwrite`` would lose the model)."""
+    if not results.is_dir():
+        return
+    inside = results.resolve()
+    for what, path in inputs:
+        if path is not None and inside in Path(path).resolve().parents:
+            raise UsageError(f"{what} {path} lies inside the results folder {results}, whose contents --overwrite "
+                             f"replaces: pass another -r folder, or move {Path(path).name} out of it first")
 
 
 def _log_traceback(log_file: Path) -> Optional[Path]:

@@ -14,7 +14,7 @@ What a step names, all plain functions of the task (loaded lazily, so dataset_co
 - ``read_inputs(spec) -> inputs``: infer's inputs (``input_file`` or ``input_batch``, ...).
 - ``rows(inputs, answers, model, run) -> rows``: one JSON row per input for ``infer_results.json``
   (may write further files, e.g. SQuAD's predictions.json); ``line(row) -> str`` prints one.
-- ``read_labelled(spec, config) -> (inputs, gold)``: evaluate's data.
+- ``read_labelled(spec, model) -> (inputs, gold)``: evaluate's data (``model`` a ``Loaded``).
 - ``score(inputs, gold, answers, model, spec, run) -> Scored``: evaluate's metrics and report.
 - ``summary(inputs, rows, seconds) -> (line, metrics)``, optional: infer's closing line (speech: real-time factor).
 """
@@ -39,6 +39,7 @@ class Loaded:
     processor: Any                    # the tokenizer (NLP) or the vocabulary (speech)
     config: Dict[str, Any]            # model_config.json
     net: Any = None                   # the torch network (None for an ONNX export)
+    source: Any = None                # the -m file it came from, for messages
 
 
 @dataclass
@@ -81,11 +82,11 @@ class PredictStep:
 
             model_bytes, processor, config = load_export(run.model, run.key, self.task,
                                                          importlib.import_module(self.family))
-            return Loaded(onnx_runner(model_bytes), processor, config)
+            return Loaded(onnx_runner(model_bytes), processor, config, source=run.model)
         from tao_launcher.core.inference import torch_runner
 
         net, processor, config = self.load_trained(run)
-        return Loaded(torch_runner(net), processor, config, net)
+        return Loaded(torch_runner(net), processor, config, net, source=run.model)
 
     # --- the shared subtasks ------------------------------------------------------------------
     def infer(self, spec, run: RunContext, *, onnx: bool = False) -> Dict:
@@ -108,7 +109,7 @@ class PredictStep:
 
     def evaluate(self, spec, run: RunContext) -> Dict:
         model = self.load(run)
-        inputs, gold = self.read_labelled(spec, model.config)
+        inputs, gold = self.read_labelled(spec, model)
         answers = self.predict(model, inputs, spec.test_ds.batch_size, spec)
         scored = self.score(inputs, gold, answers, model, spec, run)
         print(scored.text, flush=True)

@@ -277,10 +277,16 @@ class ResultsFolder:
         entries = [p for p in self.path.iterdir() if p.name not in TAO_ENTRIES]
         same_run = previous.get("task") == self.task and previous.get("subtask") == self.subtask
         unfinished = same_run and previous.get("state") != "finished"
+        if entries and not previous:
+            names = ", ".join(sorted(p.name for p in entries)[:3])
+            raise UsageError(f"results folder {self.path} holds {len(entries)} file(s) that no tao run wrote "
+                             f"({names}): pass a new -r folder (--overwrite replaces only an earlier tao run's "
+                             f"results, never other files)")
         if entries and not (unfinished and not overwrite):
             if not overwrite:
                 what = (f"a finished {self.task} {self.subtask} run" if same_run
-                        else f"{len(entries)} other file(s) ({', '.join(sorted(p.name for p in entries)[:3])})")
+                        else f"the results of a {previous.get('task')} {previous.get('subtask')} run "
+                             f"({', '.join(sorted(p.name for p in entries)[:3])})")
                 raise UsageError(f"results folder {self.path} already holds {what}: pass a new -r folder, "
                                  f"or add --overwrite to replace its contents")
         self._write_lock_record()

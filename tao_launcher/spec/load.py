@@ -425,6 +425,25 @@ def path_keys(schema: type) -> List[str]:
     return [key for key, leaf in leaf_fields(schema).items() if leaf.path]
 
 
+INPUT_KINDS = ("file", "dir", "exists")  # path kinds a subtask reads (an "out_dir" it writes)
+
+
+def input_paths(spec: Any) -> List[Tuple[str, str]]:
+    """(dotted key, path) of every set field that names something the subtask reads."""
+    leaves = leaf_fields(type(spec))
+    found = []
+    for key in path_keys(type(spec)):
+        if leaves[key].path not in INPUT_KINDS:
+            continue
+        node = spec
+        for part in key.split("."):
+            node = getattr(node, part)
+        for value in node if isinstance(node, list) else [node]:
+            if isinstance(value, str) and value not in ("", REQUIRED):
+                found.append((key, value))
+    return found
+
+
 def map_paths(spec: Any, mapper) -> None:
     """Rewrite every path field of a resolved spec in place with ``mapper(str) -> str``."""
     for key in path_keys(type(spec)):

@@ -73,8 +73,8 @@ def predict(model: Loaded, texts: List[str], batch_size: int, spec=None) -> Tupl
     return probs, bio.decode_words(slot_logits, slots, model.config, mask=lambda logits: mask_unk(logits, slots))
 
 
-def read_labelled(spec: EvaluateSpec, config: Dict):
-    words, intents, slots = data.read(spec.data_dir, spec.test_ds, config)
+def read_labelled(spec: EvaluateSpec, model: Loaded):
+    words, intents, slots = data.read(spec.data_dir, spec.test_ds, model.config)
     return [" ".join(utterance) for utterance in words], (intents, slots)
 
 

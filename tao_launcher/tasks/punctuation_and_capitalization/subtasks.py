@@ -67,8 +67,8 @@ def predict(model: Loaded, inputs: Sequence, batch_size: int, spec) -> List[data
                     labels(capit_logits, config["capit_labels"])))
 
 
-def read_labelled(spec: EvaluateSpec, config: Dict):
-    words, punct, capit = data.read_split(spec.data_dir, spec.test_ds, config, "the -m model")
+def read_labelled(spec: EvaluateSpec, model: Loaded):
+    words, punct, capit = data.read_split(spec.data_dir, spec.test_ds, model.config, f"the model in {model.source}")
     return words, (punct, capit)
 
 

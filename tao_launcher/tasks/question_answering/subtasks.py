@@ -92,7 +92,7 @@ def rows(questions, predictions, model: Loaded, run: RunContext) -> List[Dict]:
              "score": round(p.probability, 6)} for q, p in zip(questions, predictions)]
 
 
-def read_labelled(spec: EvaluateSpec, config: Dict):
+def read_labelled(spec: EvaluateSpec, model: Loaded):
     """The test questions, and their gold answers as the official scoring takes them: id -> answer texts."""
     questions = data.read_squad(spec.test_ds.file, spec.test_ds.num_samples, what="test file").questions
     return questions, {q.id: q.answer_texts for q in questions}

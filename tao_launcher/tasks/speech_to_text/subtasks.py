@@ -143,7 +143,7 @@ def summary(utterances: List[Utterance], rows: List[Dict], seconds: float) -> Tu
             {"audio_seconds": round(audio, 3), "real_time_factor": round(rtf, 4)})
 
 
-def read_labelled(spec: EvaluateSpec, config: Dict) -> Tuple[List[Utterance], List[str]]:
+def read_labelled(spec: EvaluateSpec, model: Loaded) -> Tuple[List[Utterance], List[str]]:
     utterances = data.read_utterances(spec.test_ds)
     return utterances, [u.text for u in utterances]
 

@@ -73,9 +73,9 @@ def predict(model: Loaded, sentences: Sequence[str], batch_size: int, spec=None)
     return softmax(np.stack([o[0] for o in outputs]).astype(np.float32))
 
 
-def read_labelled(spec: EvaluateSpec, config: Dict):
+def read_labelled(spec: EvaluateSpec, model: Loaded):
     ds = spec.test_ds
-    return data.read_examples(ds.file_path, ds.num_samples, config["num_classes"])
+    return data.read_examples(ds.file_path, ds.num_samples, model.config["num_classes"])
 
 
 def score(sentences, labels, probs, model: Loaded, spec: EvaluateSpec, run: RunContext) -> Scored:

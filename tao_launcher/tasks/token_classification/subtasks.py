@@ -60,8 +60,8 @@ def predict(model: Loaded, texts: List[str], batch_size: int, spec=None) -> List
     return bio.decode_words(predict_texts(model, texts, batch_size)[0], model.config["label_names"], model.config)
 
 
-def read_labelled(spec: EvaluateSpec, config: Dict):
-    words, tags = data.read(spec.data_dir, spec.test_ds, config["label_names"])
+def read_labelled(spec: EvaluateSpec, model: Loaded):
+    words, tags = data.read(spec.data_dir, spec.test_ds, model.config["label_names"])
     return [" ".join(sentence) for sentence in words], tags
 
 

@@ -54,7 +54,7 @@ PREDICT = PredictStep(
     TASK, family="tao_launcher.nlp.model", net="example_task.sentence_pair.model:PairClassifier",
     predict=predict, score=score,
     read_inputs=lambda spec: [data.split_pair(item) for item in input_items(spec, data.read_lines, "pairs")],
-    read_labelled=lambda spec, config: read(spec.test_ds),
+    read_labelled=lambda spec, model: read(spec.test_ds),
     rows=lambda pairs, same, model, run: [{"first": a, "second": b, "same": round(p, 6)} for (a, b), p in zip(pairs, same)],
     line=lambda row: f"{row['same']:.4f}\t{row['first']}\t{row['second']}")
 evaluate, infer, infer_onnx, export = PREDICT.subtasks(EvaluateSpec, InferSpec, InferOnnxSpec, ExportSpec)

@@ -1,0 +1,67 @@
+"""Nothing of the user's is lost by a run that tao refuses (docs/reliability.md, "What tao may delete"):
+--overwrite never takes a folder that no tao run wrote, nor an input that lies inside the folder it replaces."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import KEY, tao
+from tao_launcher.registry import TASKS
+
+
+def finished_run(folder, task: str, subtask: str = "train"):
+    """A results folder as a finished run leaves it: status.json, log.txt and the model archive."""
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "status.json").write_text(json.dumps({"task": task, "subtask": subtask, "state": "finished"}))
+    (folder / "log.txt").write_text("the log of the run\n")
+    model = folder / "checkpoints" / "trained-model.tao"
+    model.write_bytes(b"the only trained model")
+    return model
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_overwrite_refuses_a_model_inside_the_folder_it_would_replace(task, tmp_path):
+    results = tmp_path / "train"
+    model = finished_run(results, task)
+    proc = tao(task, "export", "-r", results, "-m", model, "-k", KEY, "--overwrite")
+    assert proc.returncode == 2, proc.stderr
+    error = [line for line in proc.stderr.splitlines() if line.startswith("tao: error:")]
+    assert len(error) == 1 and f"-m {model} lies inside the results folder" in error[0], proc.stderr
+    assert model.read_bytes() == b"the only trained model" and (results / "log.txt").is_file()
+
+
+def test_overwrite_refuses_a_spec_file_inside_the_folder_it_would_replace(tmp_path):
+    results = tmp_path / "r"
+    finished_run(results, "text_classification", "export")
+    spec = results / "export.yaml"
+    spec.write_text("export_format: ONNX\n")
+    (tmp_path / "elsewhere.tao").write_bytes(b"x")
+    proc = tao("text_classification", "export", "-e", spec, "-r", results, "-m", tmp_path / "elsewhere.tao",
+               "-k", KEY, "--overwrite")
+    assert proc.returncode == 2 and f"-e {spec} lies inside the results folder" in proc.stderr, proc.stderr
+    assert spec.read_text() == "export_format: ONNX\n"
+
+
+def test_overwrite_refuses_a_data_file_inside_the_folder_it_would_replace(tmp_path):
+    results = tmp_path / "r"
+    finished_run(results, "text_classification", "evaluate")
+    data = results / "dev.tsv"
+    data.write_text("a fine film\t1\n")
+    (tmp_path / "m.tao").write_bytes(b"x")
+    proc = tao("text_classification", "evaluate", "-r", results, "-m", tmp_path / "m.tao", "-k", KEY,
+               f"test_ds.file_path={data}", "--overwrite")
+    assert proc.returncode == 2 and f"test_ds.file_path {data} lies inside the results folder" in proc.stderr
+    assert data.read_text() == "a fine film\t1\n"
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]], ids=["plain", "overwrite"])
+def test_a_folder_no_tao_run_wrote_is_never_replaced(overwrite, tmp_path):
+    results = tmp_path / "mine"
+    results.mkdir()
+    (results / "notes.txt").write_text("keep me")
+    (tmp_path / "m.tao").write_bytes(b"x")
+    proc = tao("text_classification", "export", "-r", results, "-m", tmp_path / "m.tao", "-k", KEY, *overwrite)
+    assert proc.returncode == 2 and "no tao run wrote (notes.txt)" in proc.stderr, proc.stderr
+    assert [p.name for p in results.iterdir()] == ["notes.txt"] and (results / "notes.txt").read_text() == "keep me"
