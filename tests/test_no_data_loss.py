@@ -65,3 +65,63 @@ def test_a_folder_no_tao_run_wrote_is_never_replaced(overwrite, tmp_path):
     proc = tao("text_classification", "export", "-r", results, "-m", tmp_path / "m.tao", "-k", KEY, *overwrite)
     assert proc.returncode == 2 and "no tao run wrote (notes.txt)" in proc.stderr, proc.stderr
     assert [p.name for p in results.iterdir()] == ["notes.txt"] and (results / "notes.txt").read_text() == "keep me"
+
+
+def test_overwrite_keeps_the_earlier_run_until_the_new_one_has_finished(tmp_path):
+    from tao_launcher.core.results import ResultsFolder
+
+    model = finished_run(tmp_path / "r", "t")
+    folder = ResultsFolder(tmp_path / "r", "t", "train")
+    folder.prepare(overwrite=True, resumable=True)
+    assert not model.exists()                       # out of the new run's way, not deleted
+    (tmp_path / "r" / "checkpoints").mkdir()
+    (tmp_path / "r" / "checkpoints" / "trained-model.tao").write_bytes(b"the new model")
+    folder.end("finished")
+    folder.close()
+    assert model.read_bytes() == b"the new model" and not (tmp_path / "r" / ".tao-replaced").exists()
+    assert json.loads((tmp_path / "r" / "status.json").read_text())["state"] == "finished"
+
+
+@pytest.mark.parametrize("state", ["failed", "interrupted"])
+def test_a_failed_or_stopped_overwrite_puts_the_earlier_run_back(state, tmp_path):
+    from tao_launcher.core.results import ResultsFolder
+
+    model = finished_run(tmp_path / "r", "t")
+    folder = ResultsFolder(tmp_path / "r", "t", "train")
+    folder.prepare(overwrite=True, resumable=True)
+    (tmp_path / "r" / "log.txt").write_text("the failed run's log\n")
+    (tmp_path / "r" / "metrics.csv").write_text("epoch\n")
+    folder.end(state, "it went wrong")
+    folder.close()
+    assert model.read_bytes() == b"the only trained model"
+    assert (tmp_path / "r" / "log.txt").read_text() == "the log of the run\n"
+    assert (tmp_path / "r" / "log.failed-overwrite.txt").read_text() == "the failed run's log\n"
+    assert not (tmp_path / "r" / "metrics.csv").exists() and not (tmp_path / "r" / ".tao-replaced").exists()
+    assert json.loads((tmp_path / "r" / "status.json").read_text())["state"] == "finished"
+
+
+def test_the_next_run_puts_back_what_a_killed_overwrite_was_replacing(tmp_path):
+    from tao_launcher.core.results import ResultsFolder
+
+    model = finished_run(tmp_path / "r", "t")
+    killed = ResultsFolder(tmp_path / "r", "t", "train")
+    killed.prepare(overwrite=True, resumable=True)
+    killed._release()                                # kill -9: no end, no close; the lock goes with the process
+    folder = ResultsFolder(tmp_path / "r", "t", "evaluate")
+    with pytest.raises(Exception, match="already holds"):   # the finished train run is back, and refused as such
+        folder.prepare(overwrite=False, resumable=False)
+    assert model.read_bytes() == b"the only trained model"
+    assert json.loads((tmp_path / "r" / "status.json").read_text())["state"] == "finished"
+
+
+def test_overwrite_with_bad_data_keeps_the_finished_run(tmp_path):
+    results = tmp_path / "train"
+    model = finished_run(results, "text_classification")
+    bad = tmp_path / "train.tsv"
+    bad.write_text("a fine film\t1\nno label here\n")
+    proc = tao("text_classification", "train", "-r", results, "-k", KEY, "--overwrite",
+               "model.dataset.num_classes=2", f"training_ds.file_path={bad}", f"validation_ds.file_path={bad}")
+    assert proc.returncode == 1 and f"{bad}:2" in proc.stderr, proc.stderr
+    assert model.read_bytes() == b"the only trained model"
+    assert json.loads((results / "status.json").read_text())["state"] == "finished"
+    assert (results / "log.failed-overwrite.txt").is_file()   # the failed attempt's log, for its error

@@ -9,10 +9,14 @@ Layout (documented in docs/results_folder.md)::
     checkpoints/         last.ckpt (resume; encrypted with the key) and the final trained-model.tao
     .tao.lock            held (fcntl lock) by the run using the folder; holds its pid, host, start
     .tao-tmp/            the run's temporary files (decrypted and staged model files), mode 0700
+    .tao-replaced/       with --overwrite: the earlier run's files, until this run has finished
+    log.failed-overwrite.txt  the log of an --overwrite run that failed (its folder is as it was before)
 
 ``status.json`` states: running, finished, failed, interrupted. A folder whose run
-did not finish is resumed (train, finetune) or redone; a finished run or a folder with
-other files is refused unless ``--overwrite`` is given. A ``running`` status whose folder
+did not finish is resumed (train, finetune) or redone; a finished run is refused unless
+``--overwrite`` is given, and a folder that no tao run wrote always. ``--overwrite`` moves the
+earlier run's files aside and deletes them only when the new run has finished; a run that fails,
+is stopped or is killed gets them put back (the killed one by the next run into the folder). A ``running`` status whose folder
 lock is free was killed: ``read_status`` reports it as ``dead``.
 
 Crash safety: one run at a time per folder (the lock, taken before anything is changed);
@@ -45,7 +49,9 @@ SPEC_FILE = "spec.yaml"
 LOCK_FILE = ".tao.lock"
 WORK_DIR = ".tao-tmp"
 PARTIAL_GLOB = ".*.partial"
-TAO_ENTRIES = (LOCK_FILE, WORK_DIR)  # tao's own bookkeeping: never "other files", kept by --overwrite
+REPLACED_DIR = ".tao-replaced"
+FAILED_LOG = "log.failed-overwrite.txt"
+TAO_ENTRIES = (LOCK_FILE, WORK_DIR, REPLACED_DIR)  # tao's own bookkeeping: never "other files", kept by --overwrite
 LOCK_WAIT_S = 1.0                    # rides over a reader's brief probe of the lock (read_status)
 MASK = "***"
 log = logging.getLogger("tao")
@@ -273,6 +279,9 @@ class ResultsFolder:
         os.pwrite(self._lock_fd, record, 0)
 
     def _prepare(self, overwrite: bool, resumable: bool) -> None:
+        if self._put_back():   # an --overwrite run was killed before it finished (we hold the lock)
+            self.notes.append(f"an earlier --overwrite run into {self.path} did not finish: the files it was "
+                              f"replacing are back")
         previous = _read_json(self.path / STATUS_FILE)
         entries = [p for p in self.path.iterdir() if p.name not in TAO_ENTRIES]
         same_run = previous.get("task") == self.task and previous.get("subtask") == self.subtask
@@ -290,9 +299,11 @@ class ResultsFolder:
                 raise UsageError(f"results folder {self.path} already holds {what}: pass a new -r folder, "
                                  f"or add --overwrite to replace its contents")
         self._write_lock_record()
-        if entries and overwrite:
+        if entries and overwrite:   # aside until this run has finished (``end``): a failure puts them back
+            aside = self.path / REPLACED_DIR
+            aside.mkdir()
             for entry in entries:
-                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+                os.replace(entry, aside / entry.name)
         if previous.get("state") == "running" and not overwrite:  # we hold the lock: its run is gone
             self.notes.append(died_message(self.path, previous))
         remove_leftovers(self.path)
@@ -371,6 +382,29 @@ class ResultsFolder:
             return
         self.status.update(state=state, ended=now(), message=message)
         self._write_status()
+        if state == "finished":
+            shutil.rmtree(self.path / REPLACED_DIR, ignore_errors=True)
+        elif self._put_back():
+            logging.getLogger("tao").warning("the run did not finish, so the files --overwrite was replacing are "
+                                             "back in %s (this run's log: %s)", self.path, FAILED_LOG)
+
+    def _put_back(self) -> bool:
+        """Undo an unfinished --overwrite: this run's files go (its log kept as FAILED_LOG), the earlier ones
+        come back. False when nothing was set aside."""
+        aside = self.path / REPLACED_DIR
+        if not aside.is_dir():
+            return False
+        for entry in self.path.iterdir():
+            if entry.name in TAO_ENTRIES:
+                continue
+            if entry.name == LOG_FILE:
+                os.replace(entry, self.path / FAILED_LOG)
+            else:
+                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        for entry in aside.iterdir():
+            os.replace(entry, self.path / entry.name)
+        aside.rmdir()
+        return True
 
     def _write_status(self) -> None:
         write_json_atomic(self.path / STATUS_FILE, self.status)
