@@ -62,19 +62,22 @@ def write_export(target: ExportTarget, run, task: str, write_files: Callable[[Pa
 def export_model(spec, run, task: str, family, net_cls) -> None:
     """One export of the ``-m`` model, by ``export_format`` and ``encrypt``: model.onnx with what decoding needs
     (the family's payload without weights, and riva_config.yaml for RIVA), or a Hugging Face folder for HF
-    (a family with ``write_hf_folder`` and a network whose ``exports_hf()`` says yes: nlp/hf_export.py)."""
+    (a family that names its ``HF_EXPORT`` writer and a network whose ``exports_hf()`` says yes: nlp/hf_export.py)."""
     from tao_launcher.core.model import load_model
     from tao_launcher.core.onnx_export import export_onnx, riva_config
 
     target = export_target(spec, run)
-    if target.kind == "hf" and not (hasattr(family, "write_hf_folder") and getattr(net_cls, "exports_hf", bool)()):
+    hf_export = getattr(family, "HF_EXPORT", None)
+    if target.kind == "hf" and not (hf_export and getattr(net_cls, "exports_hf", bool)()):
         raise UsageError(f"export_format=HF is not available for {task} yet: use export_format=ONNX encrypt=false "
                          f"for a plain model")
     net, processor, _ = load_model(run.model, run.key, task, family, net_cls)
 
     def files(out: Path) -> None:
         if target.kind == "hf":
-            family.write_hf_folder(out, net, processor, task)
+            from tao_launcher.registry import resolve
+
+            resolve(hf_export)(out, net, processor, task)
             return
         export_onnx(net, out / "model.onnx", opset=spec.onnx_opset)
         family.write_payload(out, net, processor, weights=False)

@@ -207,8 +207,5 @@ def read_processor(folder: Path, config: Dict):
     return load_tokenizer(folder / "tokenizer", inference=True)
 
 
-def write_hf_folder(folder: Path, net: EncoderNet, tokenizer, task: str) -> None:
-    """export_format=HF (core/export.py): a Hugging Face folder of the network (nlp/hf_export.py)."""
-    from tao_launcher.nlp.hf_export import write_hf_folder as write
-
-    write(folder, net, tokenizer, task)
+#: export_format=HF of this family (core/export.py): the writer of a Hugging Face folder, named, not imported
+HF_EXPORT = "tao_launcher.nlp.hf_export:write_hf_folder"
