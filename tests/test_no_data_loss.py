@@ -32,28 +32,21 @@ def test_overwrite_refuses_a_model_inside_the_folder_it_would_replace(task, tmp_
     assert model.read_bytes() == b"the only trained model" and (results / "log.txt").is_file()
 
 
-def test_overwrite_refuses_a_spec_file_inside_the_folder_it_would_replace(tmp_path):
+@pytest.mark.parametrize("subtask,name,content,flag", [
+    ("export", "export.yaml", "export_format: ONNX\n", "-e"),                   # the spec file
+    ("evaluate", "dev.tsv", "a fine film\t1\n", "test_ds.file_path"),          # a data file of the spec
+], ids=["spec", "data"])
+def test_overwrite_refuses_an_input_inside_the_folder_it_would_replace(subtask, name, content, flag, tmp_path):
     results = tmp_path / "r"
-    finished_run(results, "text_classification", "export")
-    spec = results / "export.yaml"
-    spec.write_text("export_format: ONNX\n")
-    (tmp_path / "elsewhere.tao").write_bytes(b"x")
-    proc = tao("text_classification", "export", "-e", spec, "-r", results, "-m", tmp_path / "elsewhere.tao",
-               "-k", KEY, "--overwrite")
-    assert proc.returncode == 2 and f"-e {spec} lies inside the results folder" in proc.stderr, proc.stderr
-    assert spec.read_text() == "export_format: ONNX\n"
-
-
-def test_overwrite_refuses_a_data_file_inside_the_folder_it_would_replace(tmp_path):
-    results = tmp_path / "r"
-    finished_run(results, "text_classification", "evaluate")
-    data = results / "dev.tsv"
-    data.write_text("a fine film\t1\n")
+    finished_run(results, "text_classification", subtask)
+    inside = results / name
+    inside.write_text(content)
     (tmp_path / "m.tao").write_bytes(b"x")
-    proc = tao("text_classification", "evaluate", "-r", results, "-m", tmp_path / "m.tao", "-k", KEY,
-               f"test_ds.file_path={data}", "--overwrite")
-    assert proc.returncode == 2 and f"test_ds.file_path {data} lies inside the results folder" in proc.stderr
-    assert data.read_text() == "a fine film\t1\n"
+    given = ["-e", inside] if flag == "-e" else [f"{flag}={inside}"]
+    proc = tao("text_classification", subtask, *given, "-r", results, "-m", tmp_path / "m.tao", "-k", KEY,
+               "--overwrite")
+    assert proc.returncode == 2 and f"{flag} {inside} lies inside the results folder" in proc.stderr, proc.stderr
+    assert inside.read_text() == content
 
 
 @pytest.mark.parametrize("overwrite", [[], ["--overwrite"]], ids=["plain", "overwrite"])

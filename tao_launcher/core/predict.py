@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from tao_launcher.registry import RunContext
+from tao_launcher.registry import RunContext, resolve
 
 
 @dataclass
@@ -38,7 +38,6 @@ class Loaded:
     runner: Callable                  # core.inference.Runner: {input name: array} -> [outputs]
     processor: Any                    # the tokenizer (NLP) or the vocabulary (speech)
     config: Dict[str, Any]            # model_config.json
-    net: Any = None                   # the torch network (None for an ONNX export)
     source: Any = None                # the -m file it came from, for messages
 
 
@@ -72,7 +71,7 @@ class PredictStep:
         """(network, processor, model config) of the ``-m`` archive: what finetune continues from."""
         from tao_launcher.core.model import load_run_model
 
-        return load_run_model(run, self.task, importlib.import_module(self.family), _resolve(self.net))
+        return load_run_model(run, self.task, importlib.import_module(self.family), resolve(self.net))
 
     def load(self, run: RunContext, *, onnx: bool = False) -> Loaded:
         """The ``-m`` model with its runner: an ONNX export for infer_onnx, else the trained archive."""
@@ -86,7 +85,7 @@ class PredictStep:
         from tao_launcher.core.inference import torch_runner
 
         net, processor, config = self.load_trained(run)
-        return Loaded(torch_runner(net), processor, config, net, source=run.model)
+        return Loaded(torch_runner(net), processor, config, source=run.model)
 
     # --- the shared subtasks ------------------------------------------------------------------
     def infer(self, spec, run: RunContext, *, onnx: bool = False) -> Dict:
@@ -120,7 +119,7 @@ class PredictStep:
     def export(self, spec, run: RunContext) -> Dict:
         from tao_launcher.core.export import export_model
 
-        export_model(spec, run, self.task, importlib.import_module(self.family), _resolve(self.net))
+        export_model(spec, run, self.task, importlib.import_module(self.family), resolve(self.net))
         return {}
 
     def subtasks(self, evaluate_spec: type, infer_spec: type, infer_onnx_spec: type, export_spec: type
@@ -144,11 +143,6 @@ class PredictStep:
             function.__qualname__ = f"{self.task}.{function.__name__}"
             function.__doc__ = f"{function.__name__} of {self.task}: the shared predict path (core/predict.py)."
         return functions
-
-
-def _resolve(ref: str) -> Any:
-    module, _, attribute = ref.partition(":")
-    return getattr(importlib.import_module(module), attribute)
 
 
 def write_json(run: RunContext, name: str, value) -> Path:

@@ -30,7 +30,6 @@ from pytorch_lightning.plugins.io import TorchCheckpointIO
 from tao_launcher.errors import ArchiveError, UsageError
 from tao_launcher.core import faultpoints, progress
 from tao_launcher.core.module import BucketedDataModule, batch_size_of
-from tao_launcher.core.placement import Placement
 from tao_launcher.core.results import ResultsFolder, partial_path, write_text_atomic
 
 log = logging.getLogger("tao.trainer")
@@ -157,7 +156,7 @@ class MetricsLog(pl.Callback):
 
     def on_validation_end(self, trainer, pl_module):
         self.validated_step = trainer.global_step
-        if trainer.sanity_checking or is_worker():
+        if trainer.sanity_checking or not self.results.placement.is_output_owner:
             return
         row = {"epoch": trainer.current_epoch, "step": trainer.global_step}
         row.update({k: round(float(v), 6) for k, v in trainer.callback_metrics.items() if v.numel() == 1})
@@ -291,13 +290,9 @@ def _cpu_copy(pl_module) -> Dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in pl_module.state_dict().items()}
 
 
-def is_worker() -> bool:
-    """A process that trains but writes no outputs (not the output owner of core/placement.py)."""
-    return not Placement.from_env().is_output_owner
-
-
-def devices_for(gpus: int) -> Dict[str, Any]:
-    """Lightning accelerator/devices/strategy for ``-g``; a CPU stands in where there is no GPU."""
+def devices_for(gpus: int, announce: bool = True) -> Dict[str, Any]:
+    """Lightning accelerator/devices/strategy for ``-g``; a CPU stands in where there is no GPU (said when
+    ``announce``: by the output owner only)."""
     count = max(1, gpus)
     if torch.cuda.is_available():
         if count > torch.cuda.device_count():
@@ -305,7 +300,7 @@ def devices_for(gpus: int) -> Dict[str, Any]:
         accelerator = "gpu"
     else:
         accelerator = "cpu"
-        if gpus >= 1 and not is_worker():
+        if gpus >= 1 and announce:
             log.info("no GPU found: running on the CPU with %d process%s", count, "es" if count > 1 else "")
     strategy = "ddp" if count > 1 else "auto"
     return {"accelerator": accelerator, "devices": count, "strategy": strategy}
@@ -331,7 +326,7 @@ def tensorboard_logger(results: ResultsFolder):
     except ModuleNotFoundError:
         log.warning("no TensorBoard event files: the tensorboard package is not installed (pip install tensorboard)")
         return False
-    if not is_worker():
+    if results.placement.is_output_owner:
         log.info("tensorboard: tensorboard --logdir %s", results.path / TENSORBOARD_DIR)
     return logger
 
@@ -340,7 +335,7 @@ def build_trainer(spec, results: ResultsFolder, gpus: int, callbacks: Optional[L
                   main_metric: Tuple[str, str] = ("val_loss", "min"), key: Optional[str] = None) -> pl.Trainer:
     """``spec`` is a ``TrainerSpec``; ``main_metric`` the task's (name, max|min), the default ``trainer.monitor``;
     ``key`` the model key, which encrypts last.ckpt."""
-    placement = devices_for(gpus)
+    placement = devices_for(gpus, announce=results.placement.is_output_owner)
     if spec.precision == "16-mixed" and placement["accelerator"] == "cpu":
         raise UsageError("trainer.precision=16-mixed needs a GPU; on the CPU use 32 or bf16-mixed")
     progress.route_library_logs()
@@ -372,8 +367,9 @@ def fit(trainer: pl.Trainer, module: pl.LightningModule, datamodule: pl.Lightnin
         results: ResultsFolder) -> None:
     """Train, resuming from checkpoints/last.ckpt when the results folder holds an unfinished run."""
     ckpt = results.checkpoints / LAST_CHECKPOINT
-    resume = ckpt if (results.resuming or (is_worker() and ckpt.exists())) else None
-    if resume and not is_worker():
+    owner = results.placement.is_output_owner
+    resume = ckpt if (results.resuming or (not owner and ckpt.exists())) else None
+    if resume and owner:
         state = trainer.strategy.checkpoint_io.preload(resume)
         log.info("resuming from %s (epoch %d, step %d)", resume, state.get("epoch", 0), state.get("global_step", 0))
         results.record(resumed_from=str(resume))

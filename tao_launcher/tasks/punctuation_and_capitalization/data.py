@@ -40,17 +40,15 @@ The word rule (convert, IWSLT tokens and infer's ``normalize_input``):
 from __future__ import annotations
 
 import logging
-import os
 import random
-import tempfile
 import unicodedata
 from itertools import chain
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from tao_launcher.core.textfiles import read_input_lines, read_label_list, read_lines, read_parallel
+from tao_launcher.core.convert import staged_into
+from tao_launcher.core.textfiles import data_folder, read_input_lines, read_label_list, read_lines, read_parallel
 from tao_launcher.errors import DataError, UsageError
-from tao_launcher.core.textfiles import data_folder
 
 TASK = "punctuation_and_capitalization"
 log = logging.getLogger("tao.punctuation_and_capitalization")
@@ -272,11 +270,8 @@ def convert(source: Path, target: Path, dev_ratio: float = 0.2, punct_marks: str
 
     punct_labels = [NO_LABEL] + [m for m in STANDARD_MARKS if m in marks] + \
                    [m for m in marks if m not in STANDARD_MARKS]
-    target.mkdir(parents=True, exist_ok=True)
     counts: Dict[str, int] = {}
-    # stage every file first, then move them in: the target never holds half a dataset
-    with tempfile.TemporaryDirectory(prefix=".convert-", dir=target) as staging:
-        stage = Path(staging)
+    with staged_into(target) as stage:  # the target never holds half a dataset
         for split, rows in splits.items():
             write_lines(stage / f"text_{split}.txt", (" ".join(words) for words, _, _ in rows))
             write_lines(stage / f"labels_{split}.txt", (" ".join(p + c for p, c in zip(punct, capit))
@@ -286,8 +281,6 @@ def convert(source: Path, target: Path, dev_ratio: float = 0.2, punct_marks: str
         for name, labels in ((PUNCT_LABEL_IDS, punct_labels), (CAPIT_LABEL_IDS, DEFAULT_CAPIT_LABELS)):
             write_lines(stage / name, labels)
             counts[name] = len(labels)
-        for file in stage.iterdir():
-            os.replace(file, target / file.name)
     if not n_dev:  # a dev split left by an earlier convert would not match this train split
         for name in ("text_dev.txt", "labels_dev.txt"):
             if (target / name).is_file():

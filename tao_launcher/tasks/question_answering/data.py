@@ -35,13 +35,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from tao_launcher.core.convert import staged_into
 from tao_launcher.core.textfiles import check_file
 from tao_launcher.errors import DataError, UsageError
 from tao_launcher.nlp.qa_windows import Question
@@ -247,15 +246,11 @@ def convert(source: Path, target: Optional[Path], dev_ratio: float = 0.0, seed: 
     version = squad.raw.get("version", "v2.0")
     splits = {"train.json": [x for i, x in enumerate(articles) if i not in dev],
               "dev.json": [x for i, x in enumerate(articles) if i in dev]}
-    target = Path(target)
-    target.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".convert-", dir=target) as staging:
+    with staged_into(Path(target)) as stage:
         for name, split in splits.items():
-            with open(Path(staging) / name, "w", encoding="utf-8") as out:
+            with open(stage / name, "w", encoding="utf-8") as out:
                 json.dump({"version": version, "data": split}, out, ensure_ascii=False)
             stem = name.split(".")[0]
             counts[f"{stem}_articles"] = len(split)
             counts[f"{stem}_questions"] = sum(len(p["qas"]) for x in split for p in x["paragraphs"])
-        for name in splits:
-            os.replace(Path(staging) / name, target / name)
     return counts
