@@ -19,7 +19,7 @@ BASE_IMAGE ?=
 TAO_BASE_IMAGE ?= tao-base:bookworm
 export TORCH_VERSION
 
-.PHONY: install demo test specs benchmark clean image image-offline base-image wheelhouse
+.PHONY: install serve-env demo test specs benchmark clean image image-offline base-image wheelhouse
 
 install: $(INSTALLED)
 
@@ -34,12 +34,24 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/tao --version
 	touch $(INSTALLED)
 
+# make serve-env: the environment tao serve runs Triton from (.serve-venv): numpy<2 for Triton's python backend,
+# so not tao's training .venv (see pyproject.toml's serve extra and tao_launcher/serving/server.py)
+SERVE_VENV ?= .serve-venv
+serve-env: $(SERVE_VENV)/.tao-installed
+
+$(SERVE_VENV)/.tao-installed: pyproject.toml
+	test -x $(SERVE_VENV)/bin/python || $(PYTHON) -m venv $(SERVE_VENV)
+	$(SERVE_VENV)/bin/python -c "import torch" 2>/dev/null || $(SERVE_VENV)/bin/pip install "torch==$(TORCH_VERSION)"
+	$(SERVE_VENV)/bin/pip install -e ".[serve]"
+	$(SERVE_VENV)/bin/python -c "import numpy, pytriton, onnxruntime, tao_launcher; assert int(numpy.__version__.split('.')[0]) < 2"
+	touch $@
+
 # the clock starts before the install, so the summary's time is what a new user waits
 demo:
 	@started=$$(date +%s); $(MAKE) -q $(INSTALLED) || $(MAKE) --no-print-directory install && \
 	    DEMO_STARTED=$$started VENV=$(abspath $(VENV)) scripts/demo.sh
 
-test: install
+test: install serve-env
 	$(BIN)/python -m pytest -rs
 
 specs:
@@ -62,4 +74,4 @@ image-offline: base-image
 	BASE_IMAGE="$(TAO_BASE_IMAGE)" containers/build-image.sh
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(SERVE_VENV) build *.egg-info

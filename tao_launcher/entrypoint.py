@@ -139,7 +139,8 @@ def run(argv: List[str]) -> int:
         return _download_specs(task, Path(to_host(args.output)), args.results and Path(to_host(args.results)),
                                args.overwrite)
 
-    from tao_launcher.spec.load import check_paths, folder_problem, input_paths, map_paths, resolve_spec, to_dict
+    from tao_launcher.spec.load import (check_paths, file_problem, folder_problem, input_paths, map_paths, resolve_spec,
+                                        to_dict)
     subtask = task.subtasks[args.subtask]
     schema = subtask.schema()
     spec_file = Path(to_host(args.spec)) if args.spec else None
@@ -150,9 +151,8 @@ def run(argv: List[str]) -> int:
         raise UsageError("a results folder is required: pass -r DIR")
     key = read_key()
     model = Path(to_host(args.model)) if args.model else None
-    if model is not None and not model.is_file():
-        what = "is a folder, not a file" if model.is_dir() else "does not exist"
-        raise UsageError(f"model archive {model} {what}: check the -m path")
+    if model is not None and file_problem(model):
+        raise UsageError(f"model archive {model} {file_problem(model)}: check the -m path")
     results_path = Path(to_host(args.results))
     problem = folder_problem(results_path)
     if problem:
@@ -186,7 +186,7 @@ def run(argv: List[str]) -> int:
                 if key:
                     saved["encryption_key"] = MASK
                 results.save_spec(yaml.safe_dump(saved, sort_keys=False))
-                context = RunContext(task.name, args.subtask, results, key, model, args.gpus)
+                context = RunContext(task.name, args.subtask, results, key, model, args.gpus, args.overwrite)
                 function = subtask.function()
                 trainer_spec = getattr(spec, "trainer", None)
                 if trainer_spec is not None:  # before the subtask draws any weights: heads, dropout, shuffling

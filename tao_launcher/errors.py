@@ -2,7 +2,8 @@
 
 Every error a user can cause is a ``TaoError``: the launcher and the in-container
 entrypoint print its message (never a traceback) and exit with its code.
-Exit codes: 0 success, 1 the subtask failed, 2 a usage or spec error, 130 interrupted.
+Exit codes: 0 success, 1 the subtask failed, 2 a usage or spec error, 130 interrupted, 128 + N the subtask
+was killed by signal N (the launcher says so: ``launcher.runners.report_killed``).
 """
 
 import errno

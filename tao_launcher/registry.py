@@ -75,6 +75,7 @@ class RunContext:
     key: Optional[str]
     model: Optional[Path]
     gpus: int
+    overwrite: bool = False   # --overwrite: also lets dataset_convert replace files it did not write in its target
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ def pytest_unconfigure(config):
 
 SESSION_HOME: Path | None = None
 # the TAO_* settings a developer may give the test run itself; every other one is dropped
-KEEP_TAO_ENV = {"TAO_TEST_DATASETS", "TAO_REQUIRE_DOCKER", "TAO_TEST_REAL_HOME"}
+KEEP_TAO_ENV = {"TAO_TEST_DATASETS", "TAO_REQUIRE_DOCKER", "TAO_TEST_REAL_HOME", "TAO_SERVE_ENV", "TAO_REQUIRE_SERVING"}
 
 
 def tao_env(tmp_home: Path | None = None, **extra: str) -> dict:

@@ -29,6 +29,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
@@ -167,7 +168,30 @@ def shared_rows(task: str) -> List[Row]:
             needs=lambda p: p.read_only_reason),
         Row(f"{task}-model-is-folder", task, "evaluate", required_args(task, "evaluate")[2:] + ["-m", "{folder}"], 2,
             ("model archive", "is a folder, not a file"), ("does not exist",)),
-    ]
+        Row(f"{task}-model-is-a-device", task, "evaluate", required_args(task, "evaluate")[2:] + ["-m", "/dev/zero"],
+            2, ("model archive /dev/zero is not a regular file (a character device)",), ("does not exist",)),
+        # numbered GPUs this machine lacks (the local runner counts them; -g N alone runs on the CPU where none)
+        Row(f"{task}-gpu-index-missing", task, "evaluate", required_args(task, "evaluate") + ["--gpu-index", "0,63"], 2,
+            ("GPUs 0,63 were asked for, but this machine has", "--gpu-index"), via="host", needs=gpus_uncountable),
+    ] + input_file_rows(task)
+
+
+def input_file_rows(task: str) -> List[Row]:
+    """An existing FIFO as infer's input file (or one of speech's file_paths): not a regular file."""
+    key = find_key(task, "infer", "input_file")
+    value = "{fifo}" if key else "[{fifo}]"
+    key = key or find_key(task, "infer", "file_paths")
+    if not key:
+        return []
+    return [Row(f"{task}-infer-input-fifo", task, "infer", required_args(task, "infer") + [f"{key}={value}"], 2,
+                ("is not a regular file (a FIFO)", "{fifo}"), ("does not exist",))]
+
+
+def gpus_uncountable(paths: "Paths") -> Optional[str]:
+    from tao_launcher.launcher.gpus import host_gpus
+
+    count = host_gpus()
+    return "this machine's GPUs cannot be counted" if count is None or count > 63 else None
 
 
 # ----------------------------------------------------------------------------- task rows
@@ -210,7 +234,7 @@ ROWS: Dict[str, List[Row]] = {
         Row("tc-infer-input-empty-path", TC, "infer", ["-m", "{tc_model}", "input_file=''"],
             2, ("input_file is empty", "null to leave it unset")),
         Row("tc-infer-input-empty-file", TC, "infer", ["-m", "{tc_model}", "input_file={empty}"],
-            2, ("holds no sentences",), ("set input_file",)),
+            1, ("holds no sentences",), ("set input_file",)),
         Row("tc-infer-input-not-utf8", TC, "infer", ["-m", "{tc_model}", "input_file={not_utf8}"],
             1, ("not_utf8.txt:1: not UTF-8",)),
         Row("tc-infer-not-an-archive", TC, "infer", ["-m", "{file}"], 1, ("not a tao archive",)),
@@ -300,6 +324,10 @@ ROWS: Dict[str, List[Row]] = {
             ("has punctuation '!'", "knows only these marks"), ("punct_label_ids",)),
         Row("pc-infer-input-empty-file", PC, "infer", ["-m", "{pc_model}", "input_file={empty}"], 1,
             ("is empty",), ("set input_file",)),
+        Row("pc-infer-batch-punctuation", PC, "infer", ["-m", "{pc_model}", 'input_batch=["?! ...", "hello"]'], 2,
+            ("input_batch item 1 '?! ...' has no words, only punctuation or symbols",)),
+        Row("pc-infer-input-punctuation-line", PC, "infer", ["-m", "{pc_model}", "input_file={pc_punct_input}"], 1,
+            ("{pc_punct_input}:3: '?!' has no words",)),
     ],
 }
 ISC = "intent_slot_classification"
@@ -327,6 +355,8 @@ ROWS[ISC] = [
     Row("isc-finetune-task-mismatch", ISC, "finetune", ["-m", "{tc_model}", "data_dir={isc_data}"], 2,
         ("holds a text_classification model",)),
     Row("isc-infer-input-empty-file", ISC, "infer", ["-m", "{isc_model}", "input_file={empty}"], 1, ("is empty",)),
+    Row("isc-infer-batch-spaces", ISC, "infer", ["-m", "{isc_model}", 'input_batch=["   ", "show flights"]'], 2,
+        ("input_batch item 1 is blank",)),
 ]
 QA = "question_answering"
 QA_TRAIN = ["training_ds.file={qa_train}", "validation_ds.file={qa_train}"]
@@ -352,6 +382,11 @@ ROWS[QA] = [
     Row("qa-infer_onnx-tao-archive", QA, "infer_onnx", ["-m", "{qa_model}"], 2, ("is a .tao archive",)),
     Row("qa-infer-batch-item", QA, "infer", ["-m", "{qa_model}", 'input_batch=[{"question": "Who?"}]'], 2,
         ("input_batch item 1 needs a non-empty 'context'",)),
+    Row("qa-infer-batch-zero-width-question", QA, "infer",
+        ["-m", "{qa_model}", 'input_batch=[{"question": "\u200b", "context": "Ann lives in Paris."}]'], 2,
+        ("input_batch item 1 needs a non-empty 'question'",)),
+    Row("qa-infer-file-zero-width-question", QA, "infer", ["-m", "{qa_model}", "input_file={qa_zero_width}"], 1,
+        ("qa_zero_width.json:1:", "the question is empty")),
     Row("qa-infer-batch-strings", QA, "infer", ["-m", "{qa_model}", "input_batch=[Who?]"], 2,
         ("input_batch must be a list of mappings",), via="host"),
 ]
@@ -382,6 +417,8 @@ ROWS[ASR] = [
         ("model.encoder.channel_scale must be",), via="host"),
     Row("asr-labels-not-characters", ASR, "train", ASR_GOOD + ["model.labels=[ab,c]"], 2,
         ("model.labels must be single characters",), via="host"),
+    Row("asr-freq-width-over-bands", ASR, "train", ASR_GOOD + ["model.spec_augment.freq_width=200"], 2,
+        ("model.spec_augment.freq_width=200 must be below model.preprocessor.features=64",), via="host"),
     Row("asr-n_fft-below-window", ASR, "train", ASR_GOOD + ["model.preprocessor.n_fft=128"], 2,
         ("n_fft=128 is shorter than the window",), via="host"),
     Row("asr-jasper-unknown-key", ASR, "train", ASR_GOOD + ["model.encoder.jasper=[{filters: 8, kernel: [3], "
@@ -411,11 +448,66 @@ ROWS[ASR] = [
         ("dataset_name must be one of fsdd, librispeech",), via="host"),
     Row("asr-convert-fsdd-bad-name", ASR, "dataset_convert", ["source_data_dir={asr_fsdd_bad}",
                                                               "target_data_dir={out}"], 1, ("hello.wav",)),
+    Row("asr-train-nan-sample", ASR, "train", ["training_ds.manifest_filepath={asr_nan}", *ASR_TRAIN], 1,
+        ("asr_nan.json:1: audio file", "holds 3 samples that are NaN or infinite")),
+    Row("asr-convert-nan-sample", ASR, "dataset_convert", ["dataset_name=manifest", "source_data_dir={asr_nan}",
+                                                           "target_data_dir={out}"], 1,
+        ("asr_nan.json:1: audio file", "NaN or infinite", "leave it out")),
+    Row("asr-infer-nan-sample", ASR, "infer", ["-m", "{asr_model}", "file_paths=[{asr_nan_wav}]"], 1,
+        ("nan.wav holds 3 samples that are NaN or infinite",)),
     Row("asr-convert-ljspeech-no-metadata", ASR, "dataset_convert", ["dataset_name=ljspeech",
                                                                      "source_data_dir={folder}",
                                                                      "target_data_dir={out}"], 2,
         ("metadata.csv does not exist", "the LJSpeech folder")),
 ]
+# every task with a model here: the wrong key says how to fix it; an infer text with no word names its item
+MODELS = {TC: "{tc_model}", NER: "{ner_model}", PC: "{pc_model}", ISC: "{isc_model}", QA: "{qa_model}",
+          ASR: "{asr_model}"}
+for _task, _model in MODELS.items():
+    ROWS[_task].append(Row(f"{_task}-evaluate-wrong-key", _task, "evaluate",
+                           required_args(_task, "evaluate")[2:] + ["-m", _model], 1,
+                           ("wrong key or corrupted file; check the key (-k or TAO_KEY", "copy the archive again"),
+                           env={"TAO_KEY": "not-the-key"}))
+    if _task not in (QA, ASR):   # their inputs are question/context pairs and audio files
+        ROWS[_task].append(Row(f"{_task}-infer-batch-blank", _task, "infer",
+                               ["-m", _model, 'input_batch=["show flights", "\u200b "]'], 2,
+                               ("input_batch item 2 is blank: write a text there, or remove it",)))
+# dataset_convert refuses, before any work, a target holding a user's file where it writes, and a source file that a
+# convert wrote (a target equal to its source would feed a rerun its own output)
+CONVERT_ARGS = {TC: ["source_data_dir={sst2}"], NER: ["source_data_dir={ner_source}"],
+                PC: ["source_data_dir={pc_source}"], ISC: ["source_data_dir={isc_source}"],
+                QA: ["source_file={qa_train}", "dev_ratio=0.5"],
+                ASR: ["dataset_name=manifest", "source_data_dir={asr_manifest}"]}
+IN_THE_WAY = {TC: "dev.tsv", NER: "label_ids.csv", PC: "text_dev.txt", ISC: "test_slots.tsv", QA: "train.json",
+              ASR: "asr_train.json"}
+CONVERTED_SOURCE = {TC: ["source_data_dir={converted}"], PC: ["source_data_dir={converted}/text_train.txt"],
+                    QA: ["source_file={converted}/train.json", "dev_ratio=0.5"],
+                    ASR: ["dataset_name=manifest", "source_data_dir={converted}/train_manifest.json"]}
+for _task, _args in CONVERT_ARGS.items():
+    ROWS[_task].append(Row(f"{_task}-convert-users-file-in-target", _task, "dataset_convert",
+                           _args + ["target_data_dir={out}"], 2,
+                           (f"holds {IN_THE_WAY[_task]}, which dataset_convert did not write", "add --overwrite"),
+                           files={f"converted/{IN_THE_WAY[_task]}": b"the user's own"}))
+for _task, _args in CONVERTED_SOURCE.items():   # intent_slot reads seq.in, seq.out and label: never its output
+    ROWS[_task].append(Row(f"{_task}-convert-source-is-its-output", _task, "dataset_convert",
+                           _args + ["target_data_dir={out}"], 2,
+                           ("was written by dataset_convert", "give the downloaded source")))
+ROWS[NER].append(Row("ner-convert-source-holds-only-its-output", NER, "dataset_convert",
+                     ["source_data_dir={converted}", "target_data_dir={out}"], 2,
+                     ("no training file in", "found: no files (and 5 that dataset_convert wrote)")))
+# a diverging run (TAO_TEST_FAULT makes the loss NaN, core/faultpoints.py) stops with the epoch and step and what to try,
+# exit 1, status failed, no archive: its training loss before the first backward pass, or its first validation
+GOOD_TRAIN = {TC: TC_TRAIN, NER: ["data_dir={ner_data}"], PC: ["data_dir={pc_data}"], ISC: ["data_dir={isc_data}"],
+              QA: QA_TRAIN, ASR: ASR_GOOD}
+for _task, _args in GOOD_TRAIN.items():
+    _args = _args + ["trainer.max_epochs=1"]
+    ROWS[_task].append(Row(f"{_task}-train-loss-nan", _task, "train", _args, 1,
+                           ("the training loss is nan at epoch 1/1 step 1: lower optim.lr (now ",
+                            "check the training data", "then rerun with --overwrite"),
+                           env={"TAO_TEST_FAULT": "nan-training-loss"}))
+    ROWS[_task].append(Row(f"{_task}-validation-nan", _task, "train", _args, 1,
+                           ("val_loss is nan and val_", "at epoch 1/1 step ", "check the training and validation data"),
+                           env={"TAO_TEST_FAULT": "nan-validation"}))
 SHARED_ROWS = [row for name in TASKS for row in shared_rows(name)]
 ALL_ROWS = SHARED_ROWS + [row for rows in ROWS.values() for row in rows]
 
@@ -516,6 +608,7 @@ def fixtures(tmp_path_factory) -> Paths:
     p["pc_data"] = word_data(root / "pc", "how are you\nfine thanks\n", "OU OO ?O\nOU .O\n", pc_ids)
     p["pc_bad_data"] = word_data(root / "pc_bad", "how are you\n", b"OU OO ?\xff\n", pc_ids)
     p["pc_exclaim_data"] = word_data(root / "pc_exclaim", "how are you\nfine thanks\n", "OU OO !O\nOU .O\n", pc_ids)
+    p["pc_punct_input"] = write(root / "pc_punct_input.txt", "hello there\n\n?!\nhow are you\n")
     p["pc_source"] = write(root / "pc_source/text.txt", "How are you? Fine, thanks.\nWell, I am here.\n")
     isc_dicts = {"dict.intents.csv": "flight\nairfare\nUNK\n", "dict.slots.csv": "O\nB-to\nUNK\n"}
     for name, slots in (("isc_data", "0 1\n0 0 1\n"), ("isc_bad_data", "0 1\n0\n")):
@@ -535,6 +628,8 @@ def fixtures(tmp_path_factory) -> Paths:
     p["qa_train"] = write(root / "qa.json", json.dumps(qa_file))
     qa_file["data"][0]["paragraphs"][0]["qas"][0]["answers"][0]["answer_start"] = 40
     p["qa_outside"] = write(root / "qa_outside.json", json.dumps(qa_file))
+    qa_file["data"][0]["paragraphs"][0]["qas"][0]["question"] = "\u200b"   # a zero-width space: nothing visible
+    p["qa_zero_width"] = write(root / "qa_zero_width.json", json.dumps(qa_file))
     p["qa_bad_json"] = write(root / "qa_bad.json", '{"data": [\n  {"title": "x", "paragraphs": [}\n]}')
     asr = root / "asr"
     p["asr_wav"] = sine_wav(asr / "clip.wav", seconds=0.5, rate=16000)
@@ -546,12 +641,28 @@ def fixtures(tmp_path_factory) -> Paths:
     p["asr_noise"] = write(asr / "asr_noise.json", line("noise.wav", 1.0, "one"))
     p["asr_long"] = write(asr / "asr_long.json", line("clip.wav", 3.0, "one"))
     p["asr_empty"] = write(asr / "asr_empty.json", line("clip.wav", 0.5, ""))
+    import numpy as np
+    import soundfile
+
+    nan = np.sin(np.arange(8000, dtype=np.float32) / 8)
+    nan[[100, 200, 300]] = [np.nan, np.inf, np.nan]   # a float wav can hold them; a 16-bit one would say -32768
+    p["asr_nan_wav"] = asr / "nan.wav"
+    soundfile.write(str(p["asr_nan_wav"]), nan, 16000, subtype="FLOAT")
+    p["asr_nan"] = write(asr / "asr_nan.json", line("nan.wav", 0.5, "one"))
     p["asr_fsdd_bad"] = sine_wav(root / "fsdd_bad" / "recordings" / "hello.wav").parent.parent
     p["asr_model"] = tiny_speech_archive(root / "models/asr.tao")
+    p["converted"] = root / "converted"   # what convert wrote, as its record says
+    outputs = ("train.tsv", "dev.tsv", "text_train.txt", "train.json", "train_manifest.json")
+    for name in outputs:
+        write(p["converted"] / name, "written by dataset_convert\n")
+    write(p["converted"] / ".tao-convert.json", json.dumps({"written": outputs}))
     p["folder"] = root / "a-folder"
     p["folder"].mkdir()
     p["file"] = write(root / "a-file.txt", "not a folder\n")
     p["empty"] = write(root / "empty.txt", "\n\n")
+    p["fifo"] = root / "a-fifo"
+    os.mkfifo(p["fifo"])
+    threading.Thread(target=feed_readers, args=(p["fifo"],), daemon=True).start()
     p["not_utf8"] = write(root / "not_utf8.txt", b"caf\xe9\t1\n")   # Latin-1, as a spreadsheet may save it
     p["missing"] = root / "not-there.txt"
     p["tc_model"] = tiny_model(TC, root / "models/tc.tao", ["negative", "positive"])
@@ -575,6 +686,13 @@ def fixtures(tmp_path_factory) -> Paths:
     yield p
     for target in mounted:
         subprocess.run(["umount", str(target)], check=False)
+
+
+def feed_readers(fifo: Path) -> None:
+    """Give whoever opens ``fifo`` a line and an end: a regression that reads it fails its row, never hangs."""
+    while True:
+        with open(fifo, "w") as f:
+            f.write("hello\n")
 
 
 def mount_tmpfs(target: Path, options: str) -> Optional[str]:

@@ -186,7 +186,7 @@ def test_a_failed_or_interrupted_write_leaves_no_partial_file(tmp_path, monkeypa
 
 
 def test_a_killed_run_reads_as_dead_and_a_live_one_holds_the_folder(tmp_path):
-    from tao_launcher.core.results import ResultsFolder, read_status
+    from tao_launcher.core.results import ResultsFolder, read_status, record_killed
     from tao_launcher.errors import UsageError
 
     holder = subprocess.Popen([sys.executable, "-c",
@@ -197,6 +197,7 @@ def test_a_killed_run_reads_as_dead_and_a_live_one_holds_the_folder(tmp_path):
     try:
         assert holder.stdout.readline().strip() == "locked"
         assert read_status(tmp_path)["state"] == "running"
+        assert record_killed(tmp_path, holder.pid, "killed") is None   # alive: the launcher records nothing
         before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
         with pytest.raises(UsageError, match=rf"already in use by another tao run \(pid {holder.pid} on "):
             ResultsFolder(tmp_path, "t", "train").prepare(overwrite=True, resumable=True)
@@ -212,6 +213,28 @@ def test_a_killed_run_reads_as_dead_and_a_live_one_holds_the_folder(tmp_path):
     assert "died without finishing" in folder.notes[0] and f"pid {holder.pid}" in folder.notes[0]
     assert status(tmp_path)["attempt"] == 2 and status(tmp_path)["pid"] == os.getpid()
     folder.close()
+
+
+def test_the_launcher_records_a_killed_subtask_only_in_its_own_unlocked_running_folder(tmp_path):
+    from tao_launcher.core.results import ResultsFolder, record_killed
+
+    earlier = ResultsFolder(tmp_path, "t", "evaluate")   # a finished run, then an --overwrite one that is killed
+    earlier.prepare(overwrite=False, resumable=False)
+    earlier.end("finished")
+    earlier.close()
+    killed = ResultsFolder(tmp_path, "t", "train")
+    killed.prepare(overwrite=True, resumable=True)
+    (tmp_path / ".tao-tmp").mkdir()
+    assert record_killed(tmp_path, os.getpid(), "killed") is None   # its lock is held: the run is alive
+    killed._release()                                                # kill -9: no end, no close
+    assert record_killed(tmp_path, os.getpid() + 1, "killed") is None   # another run's status
+    assert status(tmp_path)["state"] == "running"
+    sentence = record_killed(tmp_path, os.getpid(), "the train process was killed by SIGKILL")
+    assert sentence == (f"the train process was killed by SIGKILL; the files --overwrite was replacing are back "
+                        f"in {tmp_path}; rerun the same command to start again")
+    assert status(tmp_path)["subtask"] == "evaluate" and status(tmp_path)["state"] == "finished"
+    assert not (tmp_path / ".tao-tmp").exists() and not (tmp_path / ".tao-replaced").exists()
+    assert record_killed(tmp_path, os.getpid(), "killed") is None     # recorded once
 
 
 def test_an_interrupt_swallowed_by_a_finalizer_is_raised_again_and_never_printed():
@@ -309,17 +332,24 @@ def test_kill_9_then_rerun_gives_a_valid_archive_consistent_metrics_and_no_lefto
         assert list((results / ".tao-tmp").glob("tao-pack-*/model.safetensors"))
     if point == "checkpoint-write":
         assert list((results / "checkpoints").glob(".last.ckpt.*.partial"))
-    os.kill(pid, signal.SIGKILL)
-    run.finish()
-    dead = read_status(results)
-    assert dead["state"] == "dead" and f"pid {pid}" in dead["message"]
-    if (results / "checkpoints" / "last.ckpt").exists():
+    os.kill(pid, signal.SIGKILL)   # the subtask only, as the out-of-memory killer would: tao says what happened
+    code = run.finish()
+    resumes = (results / "checkpoints" / "last.ckpt").exists()
+    errors = [line for line in run.lines if line.startswith("tao: error: ")]
+    assert code == 128 + signal.SIGKILL and len(errors) == 1 and "Traceback" not in run.output, run.output
+    assert errors[0].startswith("tao: error: the train process was killed by SIGKILL (out of memory? see dmesg); "
+                                "rerun the same command to " + ("resume from checkpoints/last.ckpt" if resumes
+                                                                else "start again")), errors
+    failed = read_status(results)
+    assert failed["state"] == "failed" and failed["pid"] == pid and failed["message"] == errors[0][len("tao: error: "):]
+    if resumes:
         assert_encrypted_checkpoint(results / "checkpoints" / "last.ckpt")
     assert not list((tmp_path / "tmp").iterdir())  # nothing decrypted in the temp folder, even after kill -9
+    assert not (results / ".tao-tmp").exists() and not list(results.rglob("*.partial"))   # cleaned at once
 
     rerun = tao(*tiny(sample_data, results), env=env_for(tmp_path))
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert f"died without finishing" in rerun.stderr and f"pid {pid}" in rerun.stderr
+    assert ("resuming from" in rerun.stderr) == resumes, rerun.stderr[-3000:]
     st = status(results)
     assert st["state"] == "finished" and st["attempt"] == 2
     assert not (results / "checkpoints" / "last.ckpt").exists()

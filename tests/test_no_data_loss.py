@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import KEY, tao
+from conftest import KEY, assert_error, assert_ok, tao
 from tao_launcher.registry import TASKS
 
 
@@ -118,3 +118,95 @@ def test_overwrite_with_bad_data_keeps_the_finished_run(tmp_path):
     assert model.read_bytes() == b"the only trained model"
     assert json.loads((results / "status.json").read_text())["state"] == "finished"
     assert (results / "log.failed-overwrite.txt").is_file()   # the failed attempt's log, for its error
+
+
+# ----------------------------------------------------------------------------- dataset_convert's target
+
+def files(folder, contents: dict):
+    """``folder`` holding ``contents``: {relative path: text}."""
+    for name, text in contents.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    return folder
+
+
+def fsdd(folder):
+    from conftest import sine_wav
+
+    for name in ("1_amy_0.wav", "1_amy_5.wav", "2_amy_6.wav"):
+        sine_wav(folder / "recordings" / name, seconds=0.1)
+    return folder
+
+
+def squad(folder):
+    articles = [{"title": f"t{i}", "paragraphs": [{"context": "Ann lives in Paris.", "qas": [
+        {"id": f"q{i}", "question": "Where?", "answers": [{"text": "Paris", "answer_start": 13}]}]}]} for i in (1, 2)]
+    return files(folder, {"squad.json": json.dumps({"data": articles})}) / "squad.json"
+
+
+# per task: a tiny source as (its dataset_convert arguments but target_data_dir), a file convert writes, and a
+# file of the user's beside its outputs that no rerun may touch
+CONVERTS = {
+    "text_classification": lambda src: (["dataset_name=sst2", "source_data_dir={}".format(files(src, {
+        "train.tsv": "sentence\tlabel\nfine\t1\ndull\t0\n", "dev.tsv": "sentence\tlabel\nok\t1\n"}))],
+        "train.tsv", "notes.txt"),
+    "token_classification": lambda src: (["source_data_dir={}".format(files(src, {
+        "eng.train": "Jim B-PER\nran O\n", "eng.testa": "Ann B-PER\n"}))], "text_train.txt", "notes.txt"),
+    "punctuation_and_capitalization": lambda src: (["source_data_dir={}".format(files(src, {
+        "prose.txt": "How are you? Fine.\nWell, I am here.\nSo am I.\n"}))], "labels_train.txt", "notes.txt"),
+    # the source has no test split, and yet test.tsv is convert's: its ids would not match the new dicts
+    "intent_slot_classification": lambda src: (["source_data_dir={}".format(files(src, {
+        "train/seq.in": "to boston\n", "train/seq.out": "O B-to\n", "train/label": "flight\n"}))],
+        "test.tsv", "notes.txt"),
+    "question_answering": lambda src: ([f"source_file={squad(src)}", "dev_ratio=0.5"], "dev.json", "notes.txt"),
+    "speech_to_text": lambda src: (["dataset_name=fsdd", f"source_data_dir={fsdd(src)}"], "train_manifest.json",
+                                   "wavs/train/mine.wav"),
+}
+
+
+def converted(folder) -> dict:
+    """Every file of a target but convert's record: {relative path: bytes}."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != ".tao-convert.json"}
+
+
+@pytest.mark.parametrize("task", sorted(CONVERTS))
+def test_dataset_convert_refuses_a_users_file_in_its_way_and_replaces_it_only_with_overwrite(task, tmp_path):
+    args, name, _ = CONVERTS[task](tmp_path / "src")
+    target = files(tmp_path / "data", {name: "mine", "notes.txt": "keep me"})
+    proc = tao(task, "dataset_convert", "-r", tmp_path / "r1", *args, f"target_data_dir={target}")
+    assert_error(proc, 2, f"target_data_dir {target} holds {name}, which dataset_convert did not write",
+                 "add --overwrite")
+    assert converted(target) == {name: b"mine", "notes.txt": b"keep me"} and not (tmp_path / "r1").exists()
+    assert_ok(tao(task, "dataset_convert", "-r", tmp_path / "r2", *args, f"target_data_dir={target}", "--overwrite"))
+    after = converted(target)
+    assert after.get(name) != b"mine" and after["notes.txt"] == b"keep me"
+
+
+@pytest.mark.parametrize("task", sorted(CONVERTS))
+def test_a_rerun_of_dataset_convert_replaces_its_own_files_and_keeps_the_users(task, tmp_path):
+    args, _, mine = CONVERTS[task](tmp_path / "src")
+    target = tmp_path / "data"
+    assert_ok(tao(task, "dataset_convert", "-r", tmp_path / "r1", *args, f"target_data_dir={target}"))
+    first = converted(target)
+    files(target, {mine: "my own file"})
+    assert_ok(tao(task, "dataset_convert", "-r", tmp_path / "r2", *args, f"target_data_dir={target}"))
+    assert converted(target) == {**first, mine: b"my own file"}
+
+
+@pytest.mark.parametrize("task", sorted(CONVERTS))
+def test_dataset_convert_into_its_own_source_folder_never_reads_its_output(task, tmp_path):
+    """Twice into the source's folder: the same files again, or refused (the source's own files are where
+    convert writes) with the source untouched."""
+    args, _, _ = CONVERTS[task](tmp_path / "src")
+    source = tmp_path / "src"
+    before = converted(source)
+    first = tao(task, "dataset_convert", "-r", tmp_path / "r1", *args, f"target_data_dir={source}")
+    if task == "text_classification":   # SST-2's own train.tsv and dev.tsv
+        assert_error(first, 2, "holds dev.tsv, train.tsv, which dataset_convert did not write")
+        assert converted(source) == before
+        return
+    assert_ok(first)
+    once = converted(source)
+    assert_ok(tao(task, "dataset_convert", "-r", tmp_path / "r2", *args, f"target_data_dir={source}"))
+    assert converted(source) == once

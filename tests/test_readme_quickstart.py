@@ -35,7 +35,7 @@ def test_first_block_is_make_demo_and_make_test():
     assert commands(first) == ["make demo", "make test"]
     assert commands(readme_script("## Quickstart")) == ["make demo", "make test"]
     makefile = (REPO / "Makefile").read_text()
-    assert re.search(r"^test: install$", makefile, re.M), "make test must install what is missing first"
+    assert re.search(r"^test: install serve-env$", makefile, re.M), "make test must install what is missing first"
     assert " install " in makefile.split("\ndemo:", 1)[1].split("\n\n")[0], "make demo must install first"
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Tuple
 
@@ -18,6 +19,7 @@ import soxr
 from tao_launcher.errors import DataError
 
 AUDIO_FIX = "convert it to mono wav or flac (e.g. ffmpeg -i IN -ac 1 -ar 16000 OUT.wav) or leave it out"
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")  # the only sample encodings that can hold NaN or infinity
 
 
 def _unreadable(path, err: Exception) -> DataError:
@@ -26,20 +28,47 @@ def _unreadable(path, err: Exception) -> DataError:
     return DataError(f"cannot read audio file {path}: {reason.rstrip('.')}; {AUDIO_FIX}")
 
 
+def _check_finite(path, samples: np.ndarray, rate: int) -> None:
+    """A NaN or infinite sample is bad data, not silence: it trains a NaN model, and a 16-bit wav stores it as
+    full scale."""
+    bad = ~np.isfinite(samples).all(axis=1)
+    if bad.any():
+        raise DataError(f"audio file {path} holds {int(bad.sum())} samples that are NaN or infinite (the first at "
+                        f"{int(np.argmax(bad)) / rate:.3f} s): export it again from the original recording, or "
+                        f"leave it out")
+
+
 def _check_exists(path: Path) -> None:
     if not path.is_file():
         what = "is a folder, not a file" if path.is_dir() else "does not exist"
         raise DataError(f"audio file {path} {what}: check the path")
 
 
-def read_audio(path: str | Path) -> Tuple[np.ndarray, int]:
+@dataclass(frozen=True)
+class ClientAudio:
+    """A whole audio file's bytes sent by a client (a served request), read as a file would be; ``name``
+    says which item it was, for messages and answers."""
+
+    data: bytes
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def read_audio(path: str | Path | ClientAudio) -> Tuple[np.ndarray, int]:
     """(mono float32 samples in [-1, 1], sample rate) of a file in any format libsndfile reads."""
-    path = Path(path)
-    _check_exists(path)
+    if isinstance(path, ClientAudio):
+        source = io.BytesIO(path.data)
+    else:
+        path = Path(path)
+        _check_exists(path)
+        source = str(path)
     try:
-        samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        samples, rate = soundfile.read(source, dtype="float32", always_2d=True)
     except (soundfile.SoundFileError, RuntimeError, ValueError) as err:
         raise _unreadable(path, err) from None
+    _check_finite(path, samples, rate)
     mono = samples.mean(axis=1, dtype=np.float32) if samples.shape[1] > 1 else samples[:, 0]
     return np.clip(mono, -1.0, 1.0), int(rate)  # a float file may hold values beyond full scale
 
@@ -57,7 +86,7 @@ def change_speed(samples: np.ndarray, sample_rate: int, speed: float) -> np.ndar
     return resample(samples, sample_rate, sample_rate / speed)
 
 
-def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
+def load_audio(path: str | Path | ClientAudio, sample_rate: int) -> np.ndarray:
     """Mono float32 samples of ``path`` at ``sample_rate``, resampled when the file has another rate."""
     samples, rate = read_audio(path)
     return resample(samples, rate, sample_rate)
@@ -79,11 +108,14 @@ def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
 
 
 def audio_info(path: str | Path) -> Tuple[int, int, float]:
-    """(frames, sample rate, duration in seconds) from the file's header alone: fast on a whole corpus."""
+    """(frames, sample rate, duration in seconds) from the file's header alone: fast on a whole corpus. A float
+    file, the only kind that can hold a NaN or infinite sample, is read whole and refused when it does."""
     path = Path(path)
     _check_exists(path)
     try:
         info = soundfile.info(str(path))
     except (soundfile.SoundFileError, RuntimeError, ValueError) as err:
         raise _unreadable(path, err) from None
+    if info.subtype in FLOAT_SUBTYPES:
+        read_audio(path)
     return int(info.frames), int(info.samplerate), info.frames / info.samplerate

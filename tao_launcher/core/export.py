@@ -6,6 +6,9 @@ By ``export_format`` and ``encrypt``:
 - ONNX: ``exported-model.eonnx``, encrypted, what infer_onnx reads (model.onnx and what decoding needs);
 - ONNX encrypt=false: ``exported-model-onnx/``, the same files as a plain folder (onnxruntime opens its
   model.onnx; ``infer_onnx -m .../model.onnx`` reads it);
+- TRITON: ``exported-model-triton/``, a Triton model repository that ``tao serve`` serves: the ONNX export
+  (encrypted, or plain with encrypt=false) under a python-backend model running the task's predict step
+  (serving/repository.py);
 - HF (NLP tasks): ``exported-model-hf/``, a Hugging Face folder (nlp/hf_export.py).
 
 ``export_to`` renames it inside the results folder. Archives are written atomically, folders staged and
@@ -22,15 +25,15 @@ from typing import Callable
 from tao_launcher.errors import UsageError
 
 DEFAULT_NAMES = {"riva": "exported-model.riva", "eonnx": "exported-model.eonnx", "onnx": "exported-model-onnx",
-                 "hf": "exported-model-hf"}
+                 "triton": "exported-model-triton", "hf": "exported-model-hf"}
 log = logging.getLogger("tao.export")
 
 
 @dataclass(frozen=True)
 class ExportTarget:
-    kind: str     # riva, eonnx, onnx (plain folder) or hf
+    kind: str     # riva, eonnx, onnx (plain folder), triton (a repository holding eonnx or onnx) or hf
     dest: Path
-    plain: bool   # a folder, not an encrypted archive
+    plain: bool   # plain files, not an encrypted archive
 
 
 def export_target(spec, run) -> ExportTarget:
@@ -40,21 +43,35 @@ def export_target(spec, run) -> ExportTarget:
         raise UsageError("export_format=RIVA is always encrypted (riva-build reads .riva archives): "
                          "for a plain model use export_format=ONNX encrypt=false")
     plain = fmt == "HF" or not spec.encrypt
-    kind = {"RIVA": "riva", "HF": "hf"}.get(fmt, "onnx" if plain else "eonnx")
+    kind = {"RIVA": "riva", "HF": "hf", "TRITON": "triton"}.get(fmt, "onnx" if plain else "eonnx")
     name = spec.export_to or DEFAULT_NAMES[kind]
     if "/" in name or name in ("", ".", ".."):
         raise UsageError(f"export_to is a name inside the results folder, got {name!r}")
     return ExportTarget(kind, run.results.path / name, plain)
 
 
-def write_export(target: ExportTarget, run, task: str, write_files: Callable[[Path], None]) -> None:
+def write_export(target: ExportTarget, run, task: str, write_files: Callable[[Path], None], spec=None) -> None:
     """Write the export: ``write_files(folder)`` puts the model's files into the staging folder."""
     from tao_launcher.core.model import write_model_archive, write_model_folder
 
-    if target.plain:
-        write_model_folder(target.dest, kind=target.kind, task=task, write_payload=write_files)
+    def write(dest: Path, kind: str) -> None:
+        if target.plain:
+            write_model_folder(dest, kind=kind, task=task, write_payload=write_files)
+        else:
+            write_model_archive(dest, run.key, kind=kind, task=task, metrics=None, write_payload=write_files)
+
+    if target.kind == "triton":
+        from tao_launcher.registry import TASKS, resolve
+        from tao_launcher.serving.repository import write_repository
+
+        entry = TASKS[task]
+        predict_ref = f"{entry.package}.subtasks:PREDICT"
+        write_repository(target.dest, task=task, predict_ref=predict_ref,
+                         spec_ref=entry.subtasks["infer_onnx"].schema_ref, inputs=resolve(predict_ref).served_inputs,
+                         triton=spec.triton, encrypted=not target.plain,
+                         write_model=lambda dest: write(dest, "onnx" if target.plain else "eonnx"))
     else:
-        write_model_archive(target.dest, run.key, kind=target.kind, task=task, metrics=None, write_payload=write_files)
+        write(target.dest, target.kind)
     run.results.record(model=target.dest / "model.onnx" if target.kind == "onnx" else target.dest)
     log.info("exported %s", target.dest)
 
@@ -84,4 +101,4 @@ def export_model(spec, run, task: str, family, net_cls) -> None:
         if target.kind == "riva":
             (out / "riva_config.yaml").write_text(riva_config(task, net))
 
-    write_export(target, run, task, files)
+    write_export(target, run, task, files, spec)

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, Optional, Protocol, Tuple
 
 from tao_launcher import __version__
-from tao_launcher.core.archive import open_archive, read_archive_kind, save_archive
-from tao_launcher.errors import UsageError
+from tao_launcher.core.archive import WrongKeyOrCorrupted, open_archive, read_archive_kind, save_archive
+from tao_launcher.errors import ArchiveError, UsageError
 
 MANIFEST = "manifest.json"
 ARCHIVE_FORMAT = "tao-model/1"
@@ -77,12 +77,17 @@ def write_manifest(payload: Path, *, kind: str, task: str, metrics: Optional[Dic
 @contextlib.contextmanager
 def opened_model_archive(path: Path, key: str, task: str, kinds=("tao",)) -> Iterator[Path]:
     """Decrypt an archive made for ``task`` into a temp folder; refuse one of another task or kind."""
-    kind = read_archive_kind(path)
-    if kind not in kinds:
-        wanted = " or ".join("." + k for k in kinds)
-        raise UsageError(f"{path} is a .{kind} archive, but this subtask needs a {wanted} model: "
-                         f"pass the right file to -m")
-    with open_archive(path, key) as folder:
+    with contextlib.ExitStack() as opened:
+        try:
+            kind = read_archive_kind(path)
+            if kind not in kinds:
+                wanted = " or ".join("." + k for k in kinds)
+                raise UsageError(f"{path} is a .{kind} archive, but this subtask needs a {wanted} model: "
+                                 f"pass the right file to -m")
+            folder = opened.enter_context(open_archive(path, key))
+        except WrongKeyOrCorrupted as err:
+            raise ArchiveError(f"{err}; check the key (-k or TAO_KEY must be the one the model was written with), "
+                               f"or copy the archive again if it may be damaged") from None
         manifest = json.loads((folder / MANIFEST).read_text())
         if manifest.get("task") != task:
             raise UsageError(f"{path} holds a {manifest.get('task')} model, not {task}: pass a {task} archive to -m")

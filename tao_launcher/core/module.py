@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, List, Optional
 import pytorch_lightning as pl
 import torch
 
+from tao_launcher.core import faultpoints
 from tao_launcher.core.data import WINDOW_BATCHES, LengthBucketBatchSampler, collate_examples
 from tao_launcher.core.optim import build_optimizer, build_scheduler
 
@@ -37,7 +38,8 @@ class TaoModule(pl.LightningModule):
         raise NotImplementedError
 
     def training_step(self, batch: Dict[str, Any], batch_idx: int):
-        loss = self.training_loss(batch)
+        """The task's loss, logged; a NaN or infinite one stops the run (core/trainer.py ``StopOnNonFinite``)."""
+        loss = faultpoints.poison("nan-training-loss", self.training_loss(batch))
         self.log_training(loss, batch)
         return loss
 

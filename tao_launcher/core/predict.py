@@ -17,6 +17,11 @@ What a step names, all plain functions of the task (loaded lazily, so dataset_co
 - ``read_labelled(spec, model) -> (inputs, gold)``: evaluate's data (``model`` a ``Loaded``).
 - ``score(inputs, gold, answers, model, spec, run) -> Scored``: evaluate's metrics and report.
 - ``summary(inputs, rows, seconds) -> (line, metrics)``, optional: infer's closing line (speech: real-time factor).
+- ``write_files(run, inputs, answers, rows, model)``, optional: writes infer's files besides
+  infer_results.json (infer_results.txt, SQuAD's predictions.json); ``rows`` itself writes nothing, so
+  a serving process can call it.
+- ``served_inputs`` and ``from_served({input name: [values]}) -> inputs``: a served request's inputs (Triton
+  tensors of strings or bytes, serving/triton_model.py); the default is one ``TEXT`` input of texts.
 """
 
 from __future__ import annotations
@@ -66,6 +71,15 @@ class PredictStep:
     read_labelled: Callable
     score: Callable
     summary: Optional[Callable] = None  # (inputs, rows, seconds) -> (printed line, extra metrics) after infer
+    write_files: Optional[Callable] = None  # (run, inputs, answers, rows, model): infer's further files
+    served_inputs: Tuple[str, ...] = ("TEXT",)
+    from_served: Optional[Callable[[Dict[str, List]], List]] = None
+
+    def served(self, columns: Dict[str, List]) -> List:
+        """A served request's inputs; one with no usable input is a UsageError naming the item."""
+        if self.from_served is not None:
+            return self.from_served(columns)
+        return served_texts(columns.get("TEXT", []), "TEXT")
 
     def load_trained(self, run: RunContext) -> Tuple[Any, Any, Dict]:
         """(network, processor, model config) of the ``-m`` archive: what finetune continues from."""
@@ -102,6 +116,8 @@ class PredictStep:
             text, extra = self.summary(inputs, rows, seconds)
             print(text, flush=True)
             metrics.update(extra)
+        if self.write_files is not None:
+            self.write_files(run, inputs, answers, rows, model)
         out = write_json(run, "infer_results.json", list(rows))
         run.results.record(metrics, predictions=out)
         return metrics
@@ -152,16 +168,54 @@ def write_json(run: RunContext, name: str, value) -> Path:
     return out
 
 
-def input_items(spec, read_file: Callable[[str], List], what: str = "sentences") -> List:
-    """infer's inputs: ``input_file`` when set, else ``input_batch``; an empty input says which one."""
-    from tao_launcher.errors import UsageError
+def input_items(spec, read_file: Callable[[str], List], what: str = "sentences",
+                words: Optional[Callable[[str], List]] = str.split) -> List:
+    """infer's inputs: ``input_file`` when set, else ``input_batch``.
+
+    The one rule of every task: an input with no word by the task's word rule ``words`` (``str.split``;
+    punctuation's drops the marks) is refused with where it is. ``input_batch``, given on the command line or
+    in the spec, is a usage error (exit 2) naming ``input_batch item N``; ``input_file`` is data, read by
+    ``read_file`` with ``core.textfiles.read_input_lines`` (blank lines skipped, a line with no word a
+    DataError naming ``FILE:LINE``, exit 1), and so is a file with no input at all. ``words=None``: items that
+    are not texts (question_answering's), checked by the task."""
+    from tao_launcher.core.textfiles import no_words, visible
+    from tao_launcher.errors import DataError, UsageError
 
     if spec.input_file:
         items = read_file(spec.input_file)
         if not items:
-            raise UsageError(f"input_file {spec.input_file} holds no {what}: put one a line, or use input_batch")
+            raise DataError(f"input_file {spec.input_file} holds no {what}: put one a line, or use input_batch")
         return items
     items = list(spec.input_batch)
     if not items:
         raise UsageError(f"input_batch is empty: give it a list of {what}, or set input_file")
+    for number, item in enumerate(items if words is not None else [], start=1):
+        if not visible(item) or not words(item):
+            raise UsageError(no_words(f"input_batch item {number}", item))
     return items
+
+
+def served_texts(values: List, name: str) -> List[str]:
+    """The texts of a served ``name`` input (UTF-8 bytes or strings); a blank one is refused by its number."""
+    from tao_launcher.core.textfiles import no_words, visible
+    from tao_launcher.errors import UsageError
+
+    if not values:
+        raise UsageError(f"the request has no {name} input: send one or more texts in {name}")
+    texts = []
+    for number, value in enumerate(values, 1):
+        try:
+            text = value.decode("utf-8") if isinstance(value, bytes) else str(value)
+        except UnicodeDecodeError:
+            raise UsageError(f"{name} item {number} is not UTF-8 text") from None
+        if not visible(text):
+            raise UsageError(no_words(f"{name} item {number}", text))
+        texts.append(text)
+    return texts
+
+
+def write_lines(key: str) -> Callable:
+    """A ``write_files`` that writes infer_results.txt: each row's ``key``, one a line."""
+    def write(run: RunContext, inputs, answers, rows: List[Dict], model: Loaded) -> None:
+        (run.results.path / "infer_results.txt").write_text("".join(r[key] + "\n" for r in rows), encoding="utf-8")
+    return write

@@ -321,8 +321,9 @@ def final_summary(best: Optional[Dict[str, Any]], epochs: int, seconds: float, a
                   plots=None, tensorboard=None) -> None:
     """The last lines of a train: the best validation, time, where the model, plots and event files are."""
     if best is not None:
-        log.info("best: epoch %d/%d  step %d  %s", best["epoch"], epochs, best["step"],
-                 format_metrics(best["metrics"], best["shown"]))
+        tie = f" ({best['tie']})" if best.get("tie") else ""  # how a tie on the monitor was broken
+        log.info("best: epoch %d/%d  step %d  %s%s", best["epoch"], epochs, best["step"],
+                 format_metrics(best["metrics"], best["shown"]), tie)
     log.info("trained in %s; model: %s (%s)", format_seconds(seconds), archive, kept)
     if plots is not None:
         log.info("plots: %s", plots)

@@ -10,6 +10,7 @@ Layout (documented in docs/results_folder.md)::
     .tao.lock            held (fcntl lock) by the run using the folder; holds its pid, host, start
     .tao-tmp/            the run's temporary files (decrypted and staged model files), mode 0700
     .tao-replaced/       with --overwrite: the earlier run's files, until this run has finished
+    .tao-moving/         the earlier run's files while they move aside or back (none of the new run's are there then)
     log.failed-overwrite.txt  the log of an --overwrite run that failed (its folder is as it was before)
 
 ``status.json`` states: running, finished, failed, interrupted. A folder whose run
@@ -40,6 +41,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from tao_launcher import __version__
+from tao_launcher.core.faultpoints import pause_point
 from tao_launcher.core.placement import Placement
 from tao_launcher.errors import UsageError
 
@@ -50,8 +52,10 @@ LOCK_FILE = ".tao.lock"
 WORK_DIR = ".tao-tmp"
 PARTIAL_GLOB = ".*.partial"
 REPLACED_DIR = ".tao-replaced"
+MOVING_DIR = ".tao-moving"
 FAILED_LOG = "log.failed-overwrite.txt"
-TAO_ENTRIES = (LOCK_FILE, WORK_DIR, REPLACED_DIR)  # tao's own bookkeeping: never "other files", kept by --overwrite
+# tao's own bookkeeping: never "other files", kept by --overwrite
+TAO_ENTRIES = (LOCK_FILE, WORK_DIR, REPLACED_DIR, MOVING_DIR)
 LOCK_WAIT_S = 1.0                    # rides over a reader's brief probe of the lock (read_status)
 MASK = "***"
 log = logging.getLogger("tao")
@@ -197,6 +201,67 @@ def died_message(folder: Path, status: Dict[str, Any]) -> str:
             f"(killed, out of memory, or its machine stopped)")
 
 
+def put_back(folder: Path) -> bool:
+    """Undo an unfinished --overwrite (the caller holds the folder lock): this run's files go (its log kept as
+    FAILED_LOG), the earlier ones come back. False when nothing was set aside.
+
+    Safe to redo after a kill at any moment: the earlier files are in MOVING_DIR only while the folder holds
+    none of the new run's (being set aside, or being put back), and then they just move back."""
+    aside, moving = folder / REPLACED_DIR, folder / MOVING_DIR
+    if aside.is_dir():
+        for entry in folder.iterdir():
+            if entry.name in TAO_ENTRIES:
+                continue
+            if entry.name == LOG_FILE:
+                os.replace(entry, folder / FAILED_LOG)
+            else:
+                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        os.replace(aside, moving)
+    if not moving.is_dir():
+        return False
+    for entry in moving.iterdir():
+        os.replace(entry, folder / entry.name)
+        pause_point("put-back")   # the fault tests' moment (core/faultpoints.py); inert otherwise
+    moving.rmdir()
+    return True
+
+
+def record_killed(folder: Path, pid: int, cause: str) -> Optional[str]:
+    """For the launcher, whose subtask ``pid`` was killed before it could record its end (the out-of-memory
+    killer's SIGKILL): record ``failed`` in status.json, as the run itself would have, and put back what an
+    --overwrite run was replacing. Only while status.json says ``running`` for ``pid`` and no process holds
+    the folder lock (a run that died before claiming the folder left someone else's status there). Returns
+    the sentence recorded, ``cause`` and what a rerun does, or None where nothing was recorded."""
+    if os.path.realpath(folder / LOCK_FILE) in _HELD:
+        return None   # this process's own run (and closing a descriptor of the file would drop its lock)
+    try:
+        fd = os.open(folder / LOCK_FILE, os.O_RDWR)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return None   # a run holds the folder
+        status = _read_json(folder / STATUS_FILE)
+        if status.get("state") != "running" or status.get("pid") != pid:
+            return None
+        if (folder / REPLACED_DIR).is_dir() or (folder / MOVING_DIR).is_dir():
+            rerun = f"the files --overwrite was replacing are back in {folder}; rerun the same command to start again"
+        elif (folder / "checkpoints" / "last.ckpt").exists():
+            rerun = "rerun the same command to resume from checkpoints/last.ckpt"
+        else:
+            rerun = "rerun the same command to start again"
+        message = f"{cause}; {rerun}"
+        status.update(state="failed", ended=now(), message=message)
+        write_json_atomic(folder / STATUS_FILE, status)
+        remove_leftovers(folder)
+        put_back(folder)
+        return message
+    finally:
+        os.close(fd)   # and with it the lock
+
+
 def _read_json(path: Path) -> Dict[str, Any]:
     try:
         data = json.loads(path.read_text())
@@ -283,6 +348,8 @@ class ResultsFolder:
             self.notes.append(f"an earlier --overwrite run into {self.path} did not finish: the files it was "
                               f"replacing are back")
         previous = _read_json(self.path / STATUS_FILE)
+        if previous:   # a folder tao wrote, and locked: what a killed run left (decrypted files) goes, refused or not
+            remove_leftovers(self.path)
         entries = [p for p in self.path.iterdir() if p.name not in TAO_ENTRIES]
         same_run = previous.get("task") == self.task and previous.get("subtask") == self.subtask
         unfinished = same_run and previous.get("state") != "finished"
@@ -300,10 +367,12 @@ class ResultsFolder:
                                  f"or add --overwrite to replace its contents")
         self._write_lock_record()
         if entries and overwrite:   # aside until this run has finished (``end``): a failure puts them back
-            aside = self.path / REPLACED_DIR
-            aside.mkdir()
+            moving = self.path / MOVING_DIR
+            moving.mkdir()
             for entry in entries:
-                os.replace(entry, aside / entry.name)
+                os.replace(entry, moving / entry.name)
+                pause_point("overwrite-aside")
+            os.replace(moving, self.path / REPLACED_DIR)   # all at once: from now on the folder is the new run's
         if previous.get("state") == "running" and not overwrite:  # we hold the lock: its run is gone
             self.notes.append(died_message(self.path, previous))
         remove_leftovers(self.path)
@@ -382,29 +451,21 @@ class ResultsFolder:
             return
         self.status.update(state=state, ended=now(), message=message)
         self._write_status()
-        if state == "finished":
-            shutil.rmtree(self.path / REPLACED_DIR, ignore_errors=True)
-        elif self._put_back():
-            logging.getLogger("tao").warning("the run did not finish, so the files --overwrite was replacing are "
-                                             "back in %s (this run's log: %s)", self.path, FAILED_LOG)
+        if state != "finished":
+            if self._put_back():
+                logging.getLogger("tao").warning("the run did not finish, so the files --overwrite was replacing are "
+                                                 "back in %s (this run's log: %s)", self.path, FAILED_LOG)
+        elif (self.path / REPLACED_DIR).is_dir():
+            # out of put_back's reach at once (a kill -9 half way through deleting would have it put back half
+            # the earlier run over this finished one); the next run removes .tao-tmp/ if this one cannot
+            trash = self.path / WORK_DIR / REPLACED_DIR
+            trash.parent.mkdir(mode=0o700, exist_ok=True)
+            os.replace(self.path / REPLACED_DIR, trash)
+            pause_point("overwrite-done")
+            shutil.rmtree(trash, ignore_errors=True)
 
     def _put_back(self) -> bool:
-        """Undo an unfinished --overwrite: this run's files go (its log kept as FAILED_LOG), the earlier ones
-        come back. False when nothing was set aside."""
-        aside = self.path / REPLACED_DIR
-        if not aside.is_dir():
-            return False
-        for entry in self.path.iterdir():
-            if entry.name in TAO_ENTRIES:
-                continue
-            if entry.name == LOG_FILE:
-                os.replace(entry, self.path / FAILED_LOG)
-            else:
-                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
-        for entry in aside.iterdir():
-            os.replace(entry, self.path / entry.name)
-        aside.rmdir()
-        return True
+        return put_back(self.path)
 
     def _write_status(self) -> None:
         write_json_atomic(self.path / STATUS_FILE, self.status)

@@ -10,6 +10,7 @@
 - The archive holds the best validation's weights by ``trainer.monitor`` (``BestModel``, as NeMo's
   save_best_model); what the terminal shows, the plots and the TensorBoard event files come from
   ``core/progress.py`` and ``core/plots.py`` (``report``).
+- A NaN or infinite loss stops the run with one sentence and no archive (``StopOnNonFinite``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from tao_launcher.errors import ArchiveError, UsageError
+from tao_launcher.errors import ArchiveError, TaoError, UsageError
 from tao_launcher.core import faultpoints, progress
 from tao_launcher.core.module import BucketedDataModule, batch_size_of
 from tao_launcher.core.results import ResultsFolder, partial_path, write_text_atomic
@@ -230,7 +231,9 @@ class BestModel(pl.Callback):
     The copy lives in memory and travels inside last.ckpt (left out while the best is the current model),
     so a resumed run still knows its best; no other weights file is written. With ``keep_weights=False``
     (``trainer.save_best_model=false``) only the record is kept and the archive holds the last weights.
-    Ties keep the earlier validation; NaN never counts as better.
+    A tie on the monitor (a flat WER of 1.0 early in training, the same exact match twice) goes to the lower
+    val_loss, then to the later validation, and the ``best:`` line says so (``tie_break``); NaN never counts
+    as better.
     """
 
     def __init__(self, monitor: str, mode: str, keep_weights: bool = True):
@@ -243,12 +246,17 @@ class BestModel(pl.Callback):
     def setup(self, trainer, pl_module, stage):
         self._trainer = trainer
 
-    def better(self, value: float) -> bool:
+    def better(self, value: float, val_loss: Optional[float] = None) -> bool:
+        """Better than the best so far by the monitor; on a tie, by a lower or equal val_loss (the later wins)."""
         if math.isnan(value):
             return False
         if self.best is None:
             return True
-        return value > self.best["value"] if self.mode == "max" else value < self.best["value"]
+        best = self.best["value"]
+        if value != best:
+            return value > best if self.mode == "max" else value < best
+        kept_loss = self.best.get("val_loss")
+        return val_loss is None or kept_loss is None or val_loss <= kept_loss
 
     def on_train_start(self, trainer, pl_module):
         if self._copy_at_start:  # resumed from a checkpoint taken at the best step: its weights are the best
@@ -263,11 +271,32 @@ class BestModel(pl.Callback):
             known = ", ".join(sorted(k for k in metrics if k.startswith("val_")))
             raise UsageError(f"trainer.monitor={self.monitor} is not a metric this task logs: set trainer.monitor "
                              f"to one of {known}")
-        if self.better(metrics[self.monitor]):
-            self.best = {"value": metrics[self.monitor], "epoch": progress.validated_epoch(trainer),
-                         "step": trainer.global_step, "row_epoch": trainer.current_epoch, "metrics": metrics}
+        value, val_loss = metrics[self.monitor], metrics.get("val_loss")
+        tied = self.best is not None and value == self.best["value"]
+        # the val_loss of every validation tied with the best on the monitor, the best's included
+        ties = self.best.get("ties", [self.best.get("val_loss")]) + [val_loss] if tied else [val_loss]
+        if self.better(value, val_loss):
+            self.best = {"value": value, "epoch": progress.validated_epoch(trainer), "step": trainer.global_step,
+                         "row_epoch": trainer.current_epoch, "metrics": metrics, "val_loss": val_loss, "ties": ties}
             if self.keep_weights:
                 self.weights = _cpu_copy(pl_module)
+        elif tied:
+            self.best["ties"] = ties
+
+    def tie_break(self) -> Optional[str]:
+        """How the best validation won a tie on the monitor, for the ``best:`` line; None when it had no tie."""
+        ties = self.best.get("ties", []) if self.best is not None else []
+        if len(ties) < 2:
+            return None
+        others = len(ties) - 1
+        kept_loss = self.best.get("val_loss")
+        if kept_loss is None or ties.count(kept_loss) == len(ties):
+            how = "the latest"
+        elif ties.count(kept_loss) == 1:
+            how = "the lowest val_loss"
+        else:
+            how = "the latest with the lowest val_loss"
+        return f"{self.monitor} tied with {others} other validation{'s' if others > 1 else ''}: kept {how}"
 
     def is_best_step(self, step: int) -> bool:
         return self.best is not None and self.best["step"] == step
@@ -284,6 +313,47 @@ class BestModel(pl.Callback):
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         self.best, self.weights = state.get("best"), state.get("weights")
         self._copy_at_start = bool(state.get("weights_are_the_model")) and self.keep_weights
+
+
+class StopOnNonFinite(pl.Callback):
+    """A NaN or infinite loss stops the run (exit 1, ``failed`` in status.json, no archive) with one sentence
+    saying where and what to try, instead of training on and archiving a broken model: each training loss
+    before its backward pass, and val_loss and the monitored metric after each validation. All processes
+    decide together (DDP), so none waits for one that stopped."""
+
+    def __init__(self, monitor: str):
+        self.monitor = monitor
+
+    def on_before_backward(self, trainer, pl_module, loss):
+        value = float(loss.detach())
+        if trainer.strategy.reduce_boolean_decision(not math.isfinite(value), all=False):
+            epoch = trainer.current_epoch + 1
+            where = f"epoch {epoch}/{max(epoch, progress.planned_epochs(trainer))} step {trainer.global_step + 1}"
+            raise TaoError(non_finite_message(f"the training loss is {value}", where, "the training data",
+                                              pl_module, trainer))
+
+    def on_validation_end(self, trainer, pl_module):
+        if trainer.sanity_checking:
+            return
+        metrics = progress.scalars(trainer.callback_metrics)
+        values = {name: faultpoints.poison("nan-validation", metrics[name])
+                  for name in dict.fromkeys(("val_loss", self.monitor)) if name in metrics}
+        bad = [f"{name} is {value}" for name, value in values.items() if not math.isfinite(value)]
+        if trainer.strategy.reduce_boolean_decision(bool(bad), all=False):
+            epoch = progress.validated_epoch(trainer)
+            where = f"epoch {epoch}/{max(epoch, progress.planned_epochs(trainer))} step {trainer.global_step}"
+            raise TaoError(non_finite_message(" and ".join(bad) or "a validation metric is not finite on another "
+                                              "process", where, "the training and validation data", pl_module,
+                                              trainer))
+
+
+def non_finite_message(what: str, where: str, data: str, pl_module, trainer) -> str:
+    """``WHAT at WHERE: FIXES, then rerun with --overwrite`` (a resumed run would keep the old learning rate)."""
+    lr = getattr(getattr(pl_module, "optim_spec", None), "lr", None)
+    fixes = [f"lower optim.lr (now {lr:g})" if lr else "lower optim.lr", f"check {data} for broken examples"]
+    if not str(trainer.precision).startswith(("32", "64")):
+        fixes.append("train in full precision (trainer.precision=32)")
+    return f"{what} at {where}: {', '.join(fixes[:-1])} or {fixes[-1]}, then rerun with --overwrite"
 
 
 def _cpu_copy(pl_module) -> Dict[str, torch.Tensor]:
@@ -339,7 +409,8 @@ def build_trainer(spec, results: ResultsFolder, gpus: int, callbacks: Optional[L
     if spec.precision == "16-mixed" and placement["accelerator"] == "cpu":
         raise UsageError("trainer.precision=16-mixed needs a GPU; on the CPU use 32 or bf16-mixed")
     progress.route_library_logs()
-    best = BestModel(*monitor_of(spec, main_metric), keep_weights=spec.save_best_model)
+    monitor, mode = monitor_of(spec, main_metric)
+    best = BestModel(monitor, mode, keep_weights=spec.save_best_model)
     return pl.Trainer(
         **placement,
         max_epochs=spec.max_epochs,
@@ -358,7 +429,8 @@ def build_trainer(spec, results: ResultsFolder, gpus: int, callbacks: Optional[L
         default_root_dir=str(results.path),
         plugins=[AtomicCheckpointIO(key)],
         callbacks=[ResumableCheckpoint(results.checkpoints, spec.checkpoint_every_n_steps),
-                   MetricsLog(results), best, progress.callback(spec.enable_progress_bar, best)]
+                   MetricsLog(results), best, progress.callback(spec.enable_progress_bar, best),
+                   StopOnNonFinite(monitor)]  # after the epoch line, which shows the bad value
         + list(callbacks or []) + ([PausePoints()] if faultpoints.active() else []),
     )
 
@@ -468,6 +540,7 @@ def report(trainer: pl.Trainer, results: ResultsFolder, archive: Path) -> None:
     else:
         kept = "weights of the last step" + ("" if best is None or best.keep_weights else
                                              " (trainer.save_best_model=false)")
-    progress.final_summary(dict(record, shown=headline) if record else None, shown.epochs if shown else 1,
+    progress.final_summary(dict(record, shown=headline, tie=best.tie_break()) if record else None,
+                           shown.epochs if shown else 1,
                            shown.elapsed() if shown else 0.0, archive, kept, plots,
                            Path(trainer.logger.log_dir) if trainer.logger else None)

@@ -23,7 +23,7 @@ SUBTASK_HELP = {
     "finetune": "continue training a -m model archive on new data",
     "evaluate": "score a -m model archive on labelled test data",
     "infer": "run a -m model archive on sentences from the spec or a file",
-    "export": "export a -m model archive to .riva or encrypted ONNX (.eonnx)",
+    "export": "export a -m model archive: .riva, encrypted ONNX (.eonnx), a Triton repository, or plain files",
     "infer_onnx": "run an exported ONNX model through onnxruntime",
 }
 
@@ -108,7 +108,8 @@ def make_subtask_command(task, subtask: str) -> click.Command:
     @click.option("--gpu-index", "gpu_index", metavar="I,J", help="which GPUs to use, by number (sets -g to their count)")
     @click.option("-m", "--model", "model", help="model archive (.tao, or .riva/.eonnx for infer_onnx)")
     @click.option("-o", "--output-dir", "output", help="output folder (download_specs)")
-    @click.option("--overwrite", is_flag=True, help="replace a finished run in -r (or files in -o)")
+    @click.option("--overwrite", is_flag=True, help="replace a finished run in -r (or files in -o, or "
+                  "files in dataset_convert's target_data_dir that no convert wrote)")
     @click.option("--runner", type=click.Choice(list(RUNNERS)), help=RUNNER_HELP)
     @click.option("--dry-run", is_flag=True, help="print the command (docker run ... or the local one) "
                   "with the key masked, and run nothing")
@@ -237,6 +238,40 @@ def stop(ids, stop_all, all_users, grace):
         click.echo(f"{verb} {job.id} ({job.task} {job.subtask}, results in {job.results})")
     if not stopped and not chosen_local:
         click.echo("no tao jobs to stop")
+
+
+@main.command(help="serve exported models (export_format=TRITON) with a Triton Inference Server until Ctrl-C",
+              context_settings={"max_content_width": 120})
+@click.option("-m", "--model", "repositories", multiple=True, required=True, metavar="REPO",
+              help="a Triton model repository that export wrote (exported-model-triton/); repeat for more")
+@click.option("-k", "--key", "key", help="the models' encryption key (or set TAO_KEY; it is never printed)")
+@click.option("-r", "--results-dir", "results", help="optional folder for status.json and the server's log.txt")
+@click.option("--host", default="127.0.0.1", show_default=True, help="the address to listen on")
+@click.option("--http-port", default=8000, show_default=True, type=click.IntRange(1, 65535),
+              help="KServe v2 HTTP port")
+@click.option("--grpc-port", default=8001, show_default=True, type=click.IntRange(1, 65535),
+              help="KServe v2 gRPC port")
+@click.option("--riva-port", default=None, type=click.IntRange(1, 65535),
+              help="also answer Riva's gRPC API (ClassifyText, AnalyzeIntent, Recognize, ...) on this port")
+@click.option("--runner", type=click.Choice(["local", "docker"]), default="local", show_default=True,
+              help="local: the Triton server of the serving environment (make serve-env); docker: NVIDIA's "
+                   "Triton container")
+@click.option("--image", default=None, help="the Triton image of the docker runner")
+@click.option("--ready-timeout", default=300, show_default=True, type=click.IntRange(1, 3600),
+              help="seconds the server may take to load every model")
+@click.option("--dry-run", is_flag=True, help="print the server's command line and run nothing")
+def serve(repositories, key, results, host, http_port, grpc_port, riva_port, runner, image, ready_timeout, dry_run):
+    from pathlib import Path
+
+    from tao_launcher.launcher.runners import KEY_ENV, KEY_FILE_ENV
+    from tao_launcher.serving.server import DOCKER_IMAGE, Ports, serve as start
+
+    key = key or os.environ.get(KEY_ENV) or None
+    if not key and os.environ.get(KEY_FILE_ENV):
+        key = Path(os.environ[KEY_FILE_ENV]).read_text(encoding="utf-8").splitlines()[0].strip() or None
+    sys.exit(start([Path(r) for r in repositories], ports=Ports(host, http_port, grpc_port, riva_port), runner=runner, key=key,
+                   results=Path(results) if results else None, dry_run=dry_run, image=image or DOCKER_IMAGE,
+                   ready_timeout=ready_timeout))
 
 
 def run() -> None:

@@ -51,6 +51,7 @@ from typing import Callable, Dict, List, Optional, Set, Tuple
 
 from tao_launcher import __version__
 from tao_launcher.errors import EXIT_INTERRUPTED, UsageError
+from tao_launcher.launcher.gpus import NO_ACCELERATOR, gpus_not_here
 from tao_launcher.launcher.mounts import MountsConfig
 from tao_launcher.launcher.runners import Job, Runner
 from tao_launcher.launcher_link import KEY_STDIN_ENV, STOP_ON_EOF_ENV
@@ -62,7 +63,6 @@ HOST_LABEL = "tao.host"        # where the launcher runs, and its pid: whether i
 PID_LABEL = "tao.pid"
 DEFAULT_SHM_SIZE = "16G"
 GPU_ULIMITS = {"memlock": -1, "stack": 67108864}   # NVIDIA's recommendation for GPU containers
-NO_ACCELERATOR = {"download_specs", "dataset_convert"}   # subtasks that never use a GPU
 STOP_GRACE_S = 30              # after Ctrl-C, how long the subtask gets to record its state
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 NO_GPU_RUNTIME = ("could not select device driver", "nvidia-container-cli", "unknown or invalid runtime name: nvidia")
@@ -290,8 +290,8 @@ def _without_gpus(plan: ContainerPlan) -> None:
     fix = ("install the NVIDIA Container Toolkit and restart the Docker Engine "
            "(https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/)")
     if plan.gpu_ids:
-        raise UsageError(f"GPUs {','.join(plan.gpu_ids)} were asked for, but this Docker Engine has no NVIDIA "
-                         f"runtime: {fix}, or drop --gpu-index/gpu_ids to run on the CPU")
+        raise gpus_not_here(plan.gpu_ids, "this Docker Engine has no NVIDIA runtime",
+                            f"{fix}, or drop --gpu-index/gpu_ids to run on the CPU")
     _notice(f"this Docker Engine has no NVIDIA runtime, so the subtask runs on the CPU; to use GPUs, {fix}")
     plan.gpu_count = 0
     plan.drop_default_ulimits()

@@ -16,9 +16,11 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
 
 from tao_launcher.errors import EXIT_INTERRUPTED, UsageError
+from tao_launcher.launcher.gpus import check_local_gpus
 from tao_launcher.launcher.mounts import MountsConfig
 from tao_launcher.paths import PATH_MAP_ENV, PathMap
 from tao_launcher.registry import RUNNERS, resolve
@@ -93,6 +95,7 @@ class LocalRunner(Runner):
         return env
 
     def run(self, job: Job, mounts: MountsConfig) -> int:
+        check_local_gpus(job.subtask, job.gpu_ids)
         env = dict(os.environ)
         env.update(self.environment(job, mounts))
         env.pop(KEY_FILE_ENV, None)
@@ -100,7 +103,8 @@ class LocalRunner(Runner):
             env[KEY_ENV] = job.key   # environment, not argv: /proc/PID/environ is private to the user
         from tao_launcher.launcher.jobs import recorded
         with recorded(job.task, job.subtask, job.results):   # what `tao list` shows, dead or alive
-            return run_forwarding_signals(self.command(job), env)
+            return run_forwarding_signals(self.command(job), env,
+                                          on_killed=lambda pid, signum: report_killed(job, pid, signum))
 
     def command(self, job: Job) -> List[str]:
         return [sys.executable, "-m", "tao_launcher.entrypoint", *job.entrypoint_args()]
@@ -119,7 +123,8 @@ RESEND_S = 1.0             # until the subtask ends, a signal is sent again this
 KILL_AFTER_SIGNALS = 3     # the third Ctrl-C kills a subtask that does not stop
 
 
-def run_forwarding_signals(command: List[str], env: Dict[str, str]) -> int:
+def run_forwarding_signals(command: List[str], env: Dict[str, str],
+                           on_killed: Optional[Callable[[int, int], None]] = None) -> int:
     """Run ``command`` and wait for it; SIGINT and SIGTERM are passed on to it as SIGINT.
 
     Ctrl-C at a terminal reaches the launcher and the subtask together. The subtask acts on the
@@ -128,7 +133,9 @@ def run_forwarding_signals(command: List[str], env: Dict[str, str]) -> int:
     are the subtask's, once. The subtask starts with SIGINT ignored, until the entrypoint has its
     handler (a Ctrl-C during its imports would end in a KeyboardInterrupt traceback), so the
     signal is sent again every second until it ends. The third signal kills it (SIGKILL), the way
-    out of a subtask that hangs; its status.json then reads as ``dead``.
+    out of a subtask that hangs; its status.json then reads as ``dead``. A subtask killed by a signal
+    nobody here sent (the kernel's out-of-memory killer) is handed to ``on_killed(pid, signal)``, and
+    the exit code is the shell's, 128 + the signal.
     """
     signals: List[int] = []
     previous = {s: signal.signal(s, lambda signum, _frame: signals.append(signum))
@@ -157,7 +164,21 @@ def run_forwarding_signals(command: List[str], env: Dict[str, str]) -> int:
             print(f"tao: interrupted (the subtask was killed by {signal_name(-code)} before it stopped cleanly)",
                   file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
+    if code < 0 and on_killed is not None:
+        on_killed(child.pid, -code)
     return code if code >= 0 else 128 - code
+
+
+def report_killed(job: Job, pid: int, signum: int) -> None:
+    """The subtask died by a signal it could not handle, and so said nothing: say what happened and record it
+    in its status.json (``core.results.record_killed``), with what a rerun does (train resumes)."""
+    from tao_launcher.core.results import record_killed
+
+    hint = " (out of memory? see dmesg)" if signum == signal.SIGKILL else ""
+    cause = f"the {job.subtask} process was killed by {signal_name(signum)}{hint}"
+    sentence = (record_killed(Path(job.results), pid, cause) if job.results else None) or \
+        f"{cause}; rerun the same command"
+    print(f"tao: error: {sentence}", file=sys.stderr, flush=True)
 
 
 def signal_name(signum: int) -> str:

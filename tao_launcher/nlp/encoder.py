@@ -71,9 +71,10 @@ def load_encoder_checkpoint(encoder, path: Path) -> None:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    if not path.is_file():
-        what = "is a folder, not a file" if path.is_dir() else "does not exist"
-        raise UsageError(f"lm_checkpoint {path} {what}: check model.language_model.lm_checkpoint")
+    from tao_launcher.spec.load import file_problem
+
+    if file_problem(path):
+        raise UsageError(f"lm_checkpoint {path} {file_problem(path)}: check model.language_model.lm_checkpoint")
     try:
         weights = load_file(str(path))
     except SafetensorError as err:

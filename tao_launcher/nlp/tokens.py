@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from tao_launcher.core.data import IGNORE_INDEX
-from tao_launcher.errors import DataError
 
 
 @dataclass
@@ -151,14 +150,6 @@ def sentence_predictions(windows: Sequence[Window], outputs: Sequence[Sequence],
 # ----------------------------------------------------------------------------- infer over texts
 
 INFER_MARGIN = 16  # words of context on each side where infer splits a long text into windows
-
-
-def nonblank_texts(texts: List[str], what: str) -> List[str]:
-    """infer's texts, each holding a word (a blank ``input_batch`` item has nothing to label); ``what``
-    names one in the error ('an utterance')."""
-    if not all(text.split() for text in texts):
-        raise DataError(f"{what} is empty: every input_batch item and input_file line needs a word")
-    return texts
 
 
 def predict_texts(model, texts: Sequence[str], batch_size: int, margin: int = INFER_MARGIN) -> List[List[List]]:

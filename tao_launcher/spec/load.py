@@ -12,6 +12,7 @@ import difflib
 import math
 import os
 import re
+import stat
 import typing
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
@@ -490,10 +491,26 @@ def _check_path(key: str, value: Any, kind: str, optional: bool) -> None:
             raise UsageError(f"{key} {path} {problem}")
     elif not path.exists():
         raise UsageError(f"{key} {path} does not exist: check the path")
-    elif kind == "file" and path.is_dir():
-        raise UsageError(f"{key} {path} is a folder, not a file: give the path of a file")
+    elif kind == "file" and file_problem(path):
+        raise UsageError(f"{key} {path} {file_problem(path)}: give the path of a file")
     elif kind == "dir" and not path.is_dir():
         raise UsageError(f"{key} {path} is a file, not a folder: give the path of a folder")
+
+
+def file_problem(path: Path) -> str:
+    """Why ``path`` cannot be read as a file (``"does not exist"``, ``"is a folder, not a file"``, ``"is not a
+    regular file (a FIFO)"``: a FIFO or a device such as /dev/zero blocks or never ends), or ``""``."""
+    if path.is_dir():
+        return "is a folder, not a file"
+    if not path.exists():
+        return "does not exist"
+    if not path.is_file():
+        mode = path.stat().st_mode
+        special = next((name for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                                                (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+                        if test(mode)), "a special file")
+        return f"is not a regular file ({special})"
+    return ""
 
 
 def folder_problem(path: Path) -> str:

@@ -193,18 +193,34 @@ class SpecBase:
 
 
 @dataclass
+class TritonSpec:
+    """export_format=TRITON: the Triton model repository that ``tao serve`` serves (serving/repository.py)."""
+
+    model_name: Optional[str] = spec_field(None, "the model's name in the repository and in requests (default: the "
+                                                 "task's name); letters, digits, '_', '-' and '.'")
+    max_batch_size: int = spec_field(16, "the largest batch Triton's dynamic batcher puts together", min=1, max=1024)
+    max_queue_delay_us: int = spec_field(2000, "how long a request may wait for others to batch with, in "
+                                               "microseconds", min=0, max=1_000_000)
+    instances: int = spec_field(1, "copies of the model Triton runs side by side (each its own process)", min=1,
+                                max=64)
+
+
+@dataclass
 class ExportFields(SpecBase):
     """The fields of every task's export (a task's ExportSpec is ``subtask_spec("ExportSpec", <its example>,
     base=ExportFields)``; speech_to_text's subclasses it to narrow export_format to RIVA and ONNX)."""
 
-    export_format: str = spec_field("RIVA", "RIVA (.riva for Riva ServiceMaker), ONNX (encrypted .eonnx; plain with "
-                                    "encrypt=false) or HF (a Hugging Face folder: from_pretrained)",
-                                    choices=("RIVA", "ONNX", "HF"))
-    encrypt: bool = spec_field(True, "ONNX only: false writes a plain folder (model.onnx, tokenizer, labels) that "
+    export_format: str = spec_field("RIVA", "RIVA (.riva archive), ONNX (encrypted .eonnx; plain with "
+                                    "encrypt=false), TRITON (a Triton model repository for tao serve) or HF (a "
+                                    "Hugging Face folder: from_pretrained)",
+                                    choices=("RIVA", "ONNX", "TRITON", "HF"))
+    encrypt: bool = spec_field(True, "ONNX and TRITON: false writes plain files (model.onnx, tokenizer, labels) that "
                                "onnxruntime opens; RIVA is always encrypted, HF never")
     export_to: Optional[str] = spec_field(None, "name in the results folder (default exported-model.riva, "
-                                          "exported-model.eonnx, exported-model-onnx/, exported-model-hf/)")
+                                          "exported-model.eonnx, exported-model-onnx/, exported-model-triton/, "
+                                          "exported-model-hf/)")
     onnx_opset: int = spec_field(17, "ONNX opset version (what torch.onnx writes)", **ONNX_OPSET)
+    triton: TritonSpec = section(TritonSpec, "export_format=TRITON: the model repository's settings")
 
 
 # ----------------------------------------------------------------------------- sections made by functions
@@ -242,7 +258,8 @@ def data_section(name: str, files: Fields, batch_size: int, batch_help: str, sam
     return make_section(name, [
         *files,
         ("batch_size", int, spec_field(batch_size, batch_help, **POSITIVE)),
-        ("num_samples", int, spec_field(-1, f"use only the first N {samples} (-1: all)", **COUNT_OR_ALL)),
+        ("num_samples", int, spec_field(-1, f"use N {samples} drawn at random (seed: trainer.seed, else 42), in file "
+                                              f"order (-1: all)", **COUNT_OR_ALL)),
         *training, *after,
         ("num_workers", int, spec_field(0, "DataLoader worker processes (0: load in the main process)", **WORKERS)),
     ])

@@ -98,17 +98,31 @@ def test_unreadable_and_missing_audio_name_the_file_the_reason_and_the_fix(tmp_p
             reader(tmp_path / "no.wav")
 
 
+def test_a_nan_or_infinite_sample_is_bad_data_naming_the_file_and_when(tmp_path):
+    wave = sine(0.5, 16000)
+    soundfile.write(str(tmp_path / "clean.wav"), wave, 16000, subtype="FLOAT")
+    wave[[4000, 4001, 6000]] = [np.nan, np.inf, -np.inf]
+    soundfile.write(str(tmp_path / "nan.wav"), wave, 16000, subtype="FLOAT")
+    for reader in (read_audio, audio_info):   # audio_info reads a float file whole: only it can hold them
+        with pytest.raises(DataError, match=rf"^audio file {tmp_path / 'nan.wav'} holds 3 samples that are NaN or "
+                                            rf"infinite \(the first at 0.250 s\): export it again"):
+            reader(tmp_path / "nan.wav")
+    assert audio_info(tmp_path / "clean.wav") == (8000, 16000, 0.5)
+
+
 # ----------------------------------------------------------------------------- manifests
 
 @pytest.fixture
 def clips(tmp_path) -> Path:
-    """A folder with a manifest-ready audio/ subfolder: a.wav 0.5 s, b.wav 0.25 s, empty.wav 0 s, junk.wav."""
+    """A folder with a manifest-ready audio/ subfolder: a.wav 0.5 s, b.wav 0.25 s, empty.wav 0 s, junk.wav, and
+    nan.wav (float samples, two of them NaN or infinite)."""
     audio = tmp_path / "audio"
     audio.mkdir()
     write_wav(audio / "a.wav", sine(0.5, 16000), 16000)
     write_wav(audio / "b.wav", sine(0.25, 16000), 16000)
     write_wav(audio / "empty.wav", np.zeros(0, np.float32), 16000)
     (audio / "junk.wav").write_bytes(b"RIFF....WAVEjunk")
+    soundfile.write(str(audio / "nan.wav"), np.array([0.1, np.nan, 0.2, np.inf], np.float32), 16000, subtype="FLOAT")
     return tmp_path
 
 
@@ -140,6 +154,7 @@ BAD_LINES = [
     (line(audio="audio/junk.wav"), r"cannot read audio file .*junk.wav: "),
     (line(audio="audio/empty.wav", duration=0), r"audio file .*empty.wav is empty \(0 samples\)"),
     (line(duration=0.75), r"duration 0.75 s but .*a.wav lasts 0.5000 s; set duration"),
+    (line(audio="audio/nan.wav", duration=0), r"audio file .*nan.wav holds 2 samples that are NaN or infinite"),
 ]
 
 

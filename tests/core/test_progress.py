@@ -61,17 +61,17 @@ def test_best_model_keeps_the_best_validation_not_the_last_and_restores_its_weig
         module.weight.data.fill_(weight)
         best.setup(None, module, "fit")
         best.on_validation_end(_trainer(step * 10, epoch=step - 1, val_acc=value, val_loss=1.0 / step), module)
-    assert best.best["step"] == 20 and best.best["epoch"] == 2  # a tie keeps the earlier; NaN never wins
+    assert best.best["step"] == 30 and best.best["epoch"] == 3  # a tie goes to the lower val_loss; NaN never wins
     assert best.best["metrics"]["val_acc"] == pytest.approx(0.8)
     best.restore(module, step=50)
-    assert module.weight.tolist() == [2.0, 2.0]
+    assert module.weight.tolist() == [3.0, 3.0]
 
     lowest = BestModel("val_loss", "min", keep_weights=False)
     for step, loss in ((1, 0.9), (2, 0.4), (3, 0.5)):
         lowest.on_validation_end(_trainer(step, val_loss=loss), module)
     assert lowest.best["step"] == 2 and lowest.weights is None
     lowest.restore(module, step=3)
-    assert module.weight.tolist() == [2.0, 2.0]  # save_best_model=false: the last weights stay
+    assert module.weight.tolist() == [3.0, 3.0]  # save_best_model=false: the last weights stay
 
 
 def test_best_model_state_travels_in_checkpoints_without_a_copy_when_the_best_is_current():

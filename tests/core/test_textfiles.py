@@ -76,7 +76,6 @@ def test_read_parallel_yields_numbered_lines_skipping_blank_ones(tmp_path):
     t, lab = pair(tmp_path, "a  b\n\nc\nd\n\n\n", "X Y\n\nZ\nW\n")  # trailing blanks in one file only are fine
     assert list(textfiles.read_parallel(t, lab)) == [(1, ["a", "b"], ["X", "Y"]), (3, ["c"], ["Z"]),
                                                      (4, ["d"], ["W"])]
-    assert [n for n, _, _ in textfiles.read_parallel(t, lab, num_samples=2)] == [1, 3]
 
 
 @pytest.mark.parametrize("text, labels, where, message", [
@@ -111,3 +110,33 @@ def test_read_input_lines_strips_and_skips_blank_lines(tmp_path):
     write(path, "\n \n")
     with pytest.raises(DataError, match=re.escape(f"input file {path} is empty: e")):
         textfiles.read_input_lines(path, fix="f", empty_fix="e")
+
+
+# ----------------------------------------------------------------------------- num_samples: textfiles.subset
+
+def test_subset_draws_a_seeded_sample_in_file_order_not_the_first_n():
+    items = list(range(100))
+    drawn = textfiles.subset(items, 10, source="f")
+    assert len(drawn) == 10 and drawn == sorted(drawn) and drawn != items[:10]
+    assert textfiles.subset(items, 10, source="f") == drawn                  # the same seed, the same draw
+    assert textfiles.subset(items, 10, source="f", seed=7) != drawn          # another trainer.seed, another one
+    assert textfiles.subset(items, -1, source="f") == items == textfiles.subset(items, 100, source="f")
+    assert textfiles.subset(items, 500, source="f") == items
+
+
+def test_subset_warns_once_naming_the_labels_the_draw_lacks(caplog):
+    items = [("a", "zero")] * 40 + [("b", "one"), ("c", "two")]   # sorted by label, as dataset_convert writes FSDD
+    with caplog.at_level("WARNING", logger="tao.data"):
+        drawn = textfiles.subset(items, 1, source="train.tsv", labels=lambda item: [item[1]], what="classes",
+                                 unit="sentences")
+    assert len(drawn) == 1
+    warnings = [r.getMessage() for r in caplog.records if r.name == "tao.data"]
+    missing = [label for label in ("zero", "one", "two") if label != drawn[0][1]]
+    assert warnings == [f"num_samples=1 draws 1 of the 42 sentences of train.tsv, which lack 2 of its 3 classes "
+                        f"({' '.join(missing)}): raise num_samples to include them"]
+    caplog.clear()
+    balanced = [("x", label) for label in ("zero", "one", "two")] * 20
+    with caplog.at_level("WARNING", logger="tao.data"):
+        textfiles.subset(balanced, 30, source="train.tsv", labels=lambda item: [item[1]])   # has every label
+        textfiles.subset(items, -1, source="train.tsv", labels=lambda item: [item[1]])      # the whole file
+    assert not caplog.records

@@ -141,3 +141,97 @@ def test_window_of_one_batch_gives_random_batches_for_batch_norm_networks():
     random_batches = LengthBucketBatchSampler(lengths, 32, shuffle=True, seed=0, window_batches=1)
     assert spread(bucketed) < 50 < 500 < spread(random_batches)
     assert sorted(i for b in random_batches for i in b) == lengths
+
+
+# ----------------------------------------------------------------------------- the kept model and non-finite losses
+
+def fake_trainer(epoch: int, step: int, **metrics):
+    """What BestModel and StopOnNonFinite read of a Lightning trainer after the validation of ``epoch`` (from 0)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        sanity_checking=False, current_epoch=epoch, global_step=step, max_epochs=4, max_steps=-1,
+        num_training_batches=10, accumulate_grad_batches=1, precision="32-true",
+        callback_metrics={k: torch.tensor(v) for k, v in metrics.items()},
+        fit_loop=SimpleNamespace(epoch_progress=SimpleNamespace(current=SimpleNamespace(completed=epoch))),
+        state=SimpleNamespace(fn="fit"),
+        strategy=SimpleNamespace(reduce_boolean_decision=lambda decision, all=True: decision))
+
+
+def validations(best, rows):
+    """Feed ``best`` one validation per (val_wer, val_loss) row, a weight per epoch that tells them apart."""
+    net = torch.nn.Linear(1, 1)
+    for epoch, (wer, loss) in enumerate(rows):
+        torch.nn.init.constant_(net.weight, float(epoch))
+        metrics = {"val_wer": wer} if loss is None else {"val_wer": wer, "val_loss": loss}
+        best.on_validation_end(fake_trainer(epoch, (epoch + 1) * 10, **metrics), net)
+    return best
+
+
+@pytest.mark.parametrize("rows, epoch, tie", [
+    ([(1.0, 28.97), (1.0, 12.1), (1.0, 8.4), (1.0, 6.63)], 4,         # speech's flat WER: the last, lowest loss
+     "val_wer tied with 3 other validations: kept the lowest val_loss"),
+    ([(1.0, 5.0), (1.0, 9.0)], 1, "val_wer tied with 1 other validation: kept the lowest val_loss"),
+    ([(1.0, 5.0), (1.0, 5.0)], 2, "val_wer tied with 1 other validation: kept the latest"),
+    ([(1.0, None), (1.0, None), (1.0, None)], 3, "val_wer tied with 2 other validations: kept the latest"),
+    ([(1.0, 7.0), (1.0, 5.0), (1.0, 5.0)], 3,
+     "val_wer tied with 2 other validations: kept the latest with the lowest val_loss"),
+    ([(0.9, 7.0), (0.5, 9.0), (0.7, 1.0)], 2, None),                   # no tie: the monitor alone decides
+    ([(1.0, 7.0), (0.5, 9.0), (0.5, 8.0), (0.6, 1.0)], 3,              # a tie on a new best starts a new count
+     "val_wer tied with 1 other validation: kept the lowest val_loss"),
+])
+def test_a_tie_on_the_monitor_goes_to_the_lower_val_loss_then_to_the_later_validation(rows, epoch, tie):
+    from tao_launcher.core.trainer import BestModel
+
+    best = validations(BestModel("val_wer", "min"), rows)
+    assert best.best["epoch"] == epoch and best.tie_break() == tie
+    assert float(best.weights["weight"]) == epoch - 1                # the archive gets the kept epoch's weights
+    restored = BestModel("val_wer", "min")                           # a resumed run keeps the tie's record
+    restored.load_state_dict(best.state_dict())
+    assert restored.best == best.best and restored.tie_break() == tie
+
+
+def test_the_best_line_says_how_a_tie_was_broken(caplog):
+    from tao_launcher.core import progress
+
+    best = {"epoch": 4, "step": 40, "metrics": {"val_loss": 6.63, "val_wer": 1.0}, "shown": ["val_loss", "val_wer"],
+            "tie": "val_wer tied with 3 other validations: kept the lowest val_loss"}
+    with caplog.at_level("INFO", logger="tao.progress"):
+        progress.final_summary(best, 4, 12.0, "m.tao", "weights of the best validation by val_wer")
+    assert caplog.records[0].getMessage() == ("best: epoch 4/4  step 40  val_loss 6.6300, val_wer 1.0000 "
+                                              "(val_wer tied with 3 other validations: kept the lowest val_loss)")
+
+
+@pytest.mark.parametrize("loss", [float("nan"), float("inf"), -float("inf")])
+def test_a_non_finite_training_loss_stops_before_its_backward_pass_naming_epoch_and_step(loss):
+    from types import SimpleNamespace
+
+    from tao_launcher.core.trainer import StopOnNonFinite
+    from tao_launcher.errors import TaoError
+
+    trainer = fake_trainer(1, 13)        # the 14th step, in epoch 2 of 4, as the terminal counts them
+    module = SimpleNamespace(optim_spec=SimpleNamespace(lr=0.5))
+    with pytest.raises(TaoError) as err:
+        StopOnNonFinite("val_acc").on_before_backward(trainer, module, torch.tensor(loss))
+    assert str(err.value) == (f"the training loss is {loss} at epoch 2/4 step 14: lower optim.lr (now 0.5) or "
+                              f"check the training data for broken examples, then rerun with --overwrite")
+    StopOnNonFinite("val_acc").on_before_backward(trainer, module, torch.tensor(3.5))   # a finite loss trains on
+    trainer.precision = "16-mixed"
+    with pytest.raises(TaoError, match=r"or train in full precision \(trainer.precision=32\), then rerun"):
+        StopOnNonFinite("val_acc").on_before_backward(trainer, module, torch.tensor(loss))
+
+
+def test_a_non_finite_validation_loss_or_monitored_metric_stops_the_run():
+    from types import SimpleNamespace
+
+    from tao_launcher.core.trainer import StopOnNonFinite
+    from tao_launcher.errors import TaoError
+
+    module = SimpleNamespace(optim_spec=SimpleNamespace(lr=0.5))
+    stop = StopOnNonFinite("val_acc")
+    stop.on_validation_end(fake_trainer(0, 10, val_loss=0.7, val_acc=0.5, val_f1_other=float("nan")), module)
+    with pytest.raises(TaoError, match=r"^val_loss is nan at epoch 1/4 step 10: lower optim.lr \(now 0.5\) or check "
+                                       r"the training and validation data for broken examples"):
+        stop.on_validation_end(fake_trainer(0, 10, val_loss=float("nan"), val_acc=0.5), module)
+    with pytest.raises(TaoError, match=r"^val_acc is inf at epoch 2/4 step 20"):
+        stop.on_validation_end(fake_trainer(1, 20, val_loss=0.7, val_acc=float("inf")), module)

@@ -1,7 +1,7 @@
 """intent_slot_classification end to end through the real `tao` command, on real ATIS.
 
-dataset_convert on the whole of ATIS (a second), one short train per session (the first 1000 train
-utterances), then evaluate, infer and export two at a time, then infer_onnx. The bad-input tests reuse the
+dataset_convert on the whole of ATIS (a second), one short train per session (1000 train utterances
+drawn by num_samples), then evaluate, infer and export two at a time, then infer_onnx. The bad-input tests reuse the
 converted data and the trained archive.
 """
 
@@ -90,13 +90,16 @@ def test_train_writes_the_archive_and_both_validation_metrics(isc_trained):
 
 def test_evaluate_reports_intents_slots_and_beats_an_untrained_model(isc_runs, isc_data):
     from tao_launcher.core.metrics import extract_spans
+    from tao_launcher.core.textfiles import subset
 
     proc, results = isc_runs["evaluate"]
     assert_ok(proc)
     report = json.loads((results / "evaluation_report.json").read_text())
     intents, slots = lines(isc_data / "dict.intents.csv"), lines(isc_data / "dict.slots.csv")
-    gold_intents = [int(line.rsplit("\t", 1)[1]) for line in lines(isc_data / "dev.tsv")[1:EVAL_UTTERANCES + 1]]
-    gold_tags = [[slots[int(i)] for i in line.split()] for line in lines(isc_data / "dev_slots.tsv")[:EVAL_UTTERANCES]]
+    drawn = subset(list(zip(lines(isc_data / "dev.tsv")[1:], lines(isc_data / "dev_slots.tsv"))), EVAL_UTTERANCES,
+                   source="dev.tsv")   # test_ds.num_samples: the utterances evaluate draws
+    gold_intents = [int(line.rsplit("\t", 1)[1]) for line, _ in drawn]
+    gold_tags = [[slots[int(i)] for i in slot_line.split()] for _, slot_line in drawn]
     matrix = report["intent_confusion_matrix"]
     assert matrix["labels"] == intents
     assert sum(map(sum, matrix["rows_gold_columns_predicted"])) == EVAL_UTTERANCES

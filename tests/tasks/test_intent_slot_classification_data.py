@@ -39,8 +39,8 @@ def test_convert_writes_nemo_files_with_unk_last(tmp_path, caplog):
     out = tmp_path / "out"
     with caplog.at_level(logging.WARNING, logger="tao.intent_slot_classification"):
         summary = data.convert("atis", source(tmp_path), out)
-    assert sorted(p.name for p in out.iterdir()) == ["dev.tsv", "dev_slots.tsv", "dict.intents.csv",
-                                                     "dict.slots.csv", "train.tsv", "train_slots.tsv"]
+    assert sorted(p.name for p in out.iterdir()) == [".tao-convert.json", "dev.tsv", "dev_slots.tsv",
+                                                     "dict.intents.csv", "dict.slots.csv", "train.tsv", "train_slots.tsv"]
     intents, slots = lines(out / "dict.intents.csv"), lines(out / "dict.slots.csv")
     assert intents == ["airfare", "flight", "UNK"]
     assert slots == ["O", "B-from", "B-to", "I-from", "I-to", "UNK"]
@@ -74,7 +74,10 @@ def test_reader_round_trips_what_convert_wrote(tmp_path):
     assert words[0] == ["fly", "to", "boston", "monday"]
     assert [intents[i] for i in intent_ids] == ["flight", "UNK", "UNK"]
     assert [slots[i] for i in slot_ids[0]] == ["O", "O", "B-to", "UNK"]
-    assert data.read_examples(out, "train", 2, intents, slots)[1] == [1, 0]
+    every = data.read_examples(out, "train", -1, intents, slots)
+    drawn = data.read_examples(out, "train", 2, intents, slots)   # two, in file order (tests/test_num_samples.py)
+    at = [every[0].index(words) for words in drawn[0]]
+    assert len(at) == 2 and at == sorted(at) and drawn[1] == [every[1][i] for i in at]
 
 
 @pytest.mark.parametrize("split,name,content,where,fragment", [

@@ -129,13 +129,17 @@ def test_evaluate_reports_both_heads_per_label(punct_runs, punct_data):
     proc, results = punct_runs["evaluate"]
     assert_ok(proc)
     report = json.loads((results / "evaluation_report.json").read_text())
-    words = sum(len(line.split()) for line in lines(punct_data / "text_dev.txt")[:EVAL_LINES])
+    from tao_launcher.core.textfiles import subset
+
+    drawn = subset(list(zip(lines(punct_data / "text_dev.txt"), lines(punct_data / "labels_dev.txt"))), EVAL_LINES,
+                   source="labels_dev.txt")   # test_ds.num_samples: the lines evaluate draws
+    words = sum(len(text.split()) for text, _ in drawn)
     for head, labels in (("punctuation", ["O", ",", ".", "?"]), ("capitalization", ["O", "U"])):
         assert set(report[head]) >= set(labels) | {"accuracy", "macro_f1", "confusion_matrix", "support"}
         assert report[head]["support"] == words == sum(report[head][label]["support"] for label in labels)
         assert sum(map(sum, report[head]["confusion_matrix"])) == words
         assert (results / f"confusion_matrix_{head}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    gold = [label for line in lines(punct_data / "labels_dev.txt")[:EVAL_LINES] for label in line.split()]
+    gold = [label for _, line in drawn for label in line.split()]
     assert report["capitalization"]["U"]["support"] == sum(label[1] == "U" for label in gold)
     assert report["punctuation"]["."]["support"] == sum(label[0] == "." for label in gold)
     metrics = status(results)["metrics"]

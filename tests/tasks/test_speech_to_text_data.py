@@ -73,7 +73,8 @@ def test_fsdd_takes_0_to_4_are_test_and_transcripts_are_digit_words(tmp_path):
     assert summary["skipped"] == 0 and summary["removed_characters"] == {}
     assert sorted(summary["manifests"]) == ["test_manifest.json", "train_manifest.json"]
     assert len(tracked) == 1 and len(tracked[0]) == 21  # the one loop over the clips is tracked
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["test_manifest.json", "train_manifest.json", "wavs"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".tao-convert.json", "test_manifest.json",
+                                                                    "train_manifest.json", "wavs"]
 
 
 def test_fsdd_bad_file_name_is_an_error_naming_it_or_skipped_and_counted(tmp_path):
@@ -99,7 +100,7 @@ def test_a_bad_clip_midway_leaves_nothing_half_written_and_keeps_the_users_files
     assert left_alone(target, "notes.txt")
     summary = convert("fsdd", src, target, skip_bad=True)
     assert summary["skipped"] == 1 and summary["train_utterances"] == 5
-    assert left_alone(target, "notes.txt", "wavs", "train_manifest.json", "test_manifest.json")
+    assert left_alone(target, "notes.txt", "wavs", "train_manifest.json", "test_manifest.json", ".tao-convert.json")
 
 
 def test_an_empty_recording_is_bad(tmp_path):
@@ -244,6 +245,24 @@ def test_manifest_bad_line_fails_whole_or_is_skipped(tmp_path):
     assert left_alone(tmp_path / "out")
     summary = convert("manifest", manifest, tmp_path / "out", skip_bad=True)
     assert summary["skipped"] == 1 and summary["m_utterances"] == 1
+
+
+def test_a_nan_sample_is_bad_data_never_written_as_full_scale(tmp_path):
+    tone(tmp_path / "a.wav")
+    soundfile.write(str(tmp_path / "nan.wav"), np.full(1600, np.nan, np.float32), 8000, subtype="FLOAT")
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps({"audio_filepath": "a.wav", "duration": 0.2, "text": "ok"}) + "\n" +
+                        json.dumps({"audio_filepath": "nan.wav", "duration": 0.2, "text": "nan"}) + "\n")
+    with pytest.raises(DataError, match=rf"^{manifest}:2: audio file .*nan.wav holds 1600 samples that are NaN"):
+        convert("manifest", manifest, tmp_path / "out")
+    assert left_alone(tmp_path / "out")
+    summary = convert("manifest", manifest, tmp_path / "out", skip_bad=True)
+    assert summary["skipped"] == 1 and summary["m_utterances"] == 1
+    assert [r["text"] for r in assert_converted(tmp_path / "out", "m.json", 1)] == ["ok"]
+    src = fsdd(tmp_path / "fsdd", digits=[1], takes=[5])   # a source layout without a manifest: its file named
+    soundfile.write(str(src / "recordings" / "2_amy_5.wav"), np.full(800, np.inf, np.float32), 8000, subtype="FLOAT")
+    with pytest.raises(DataError, match=rf"^audio file {src / 'recordings' / '2_amy_5.wav'} holds 800 samples"):
+        convert("fsdd", src, tmp_path / "fsdd_out")
 
 
 def test_a_transcript_empty_once_normalised_is_bad(tmp_path):

@@ -67,8 +67,8 @@ def test_convert_writes_nemo_files_in_iob2_without_docstart(tmp_path, caplog):
     assert lines(out / "text_dev.txt") == ["Paris sleeps"] and lines(out / "labels_dev.txt") == ["B-LOC O"]
     assert lines(out / "text_test.txt") == ["Rome"] and lines(out / "labels_test.txt") == ["B-LOC"]
     assert data.read_label_ids(out / "label_ids.csv") == ["O", "B-LOC", "B-MISC", "B-ORG", "B-PER", "I-ORG", "I-PER"]
-    assert sorted(p.name for p in out.iterdir()) == ["label_ids.csv", "labels_dev.txt", "labels_test.txt",
-                                                     "labels_train.txt", "text_dev.txt", "text_test.txt",
+    assert sorted(p.name for p in out.iterdir()) == [".tao-convert.json", "label_ids.csv", "labels_dev.txt",
+                                                     "labels_test.txt", "labels_train.txt", "text_dev.txt", "text_test.txt",
                                                      "text_train.txt"]
     assert "SOURCE.txt" in caplog.text and "ignored" in caplog.text
     # what convert writes, the training reader reads back
@@ -130,7 +130,7 @@ def test_a_bad_source_line_names_file_and_line_and_writes_nothing(tmp_path, bad,
     with pytest.raises(DataError, match=at(src / "eng.testa", line) + ".*" + re.escape(message)) as err:
         data.convert(src, out)
     assert err.value.exit_code == EXIT_FAILED
-    assert list(out.iterdir()) == []
+    assert not out.exists()   # not even the folder it made
 
 
 def test_a_non_utf8_source_names_the_line_and_writes_nothing(tmp_path):
@@ -138,7 +138,7 @@ def test_a_non_utf8_source_names_the_line_and_writes_nothing(tmp_path):
     (src / "eng.testa").write_bytes(b"Paris B-LOC\n\nK\xf6ln B-LOC\n")
     with pytest.raises(DataError, match=at(src / "eng.testa", 3) + ".*not UTF-8.*save the file as UTF-8"):
         data.convert(src, tmp_path / "out")
-    assert list((tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_source_with_no_sentences_is_a_data_error(tmp_path):
@@ -202,7 +202,9 @@ def test_read_examples_skips_lines_empty_in_both_and_keeps_num_samples(tmp_path)
     t, lab = pair(tmp_path, "Jim  bought shares\n\nAcme Corp\nfine\n\n", "B-PER O O\n\nB-ORG I-ORG\nO\n")
     assert data.read_examples(t, lab) == ([["Jim", "bought", "shares"], ["Acme", "Corp"], ["fine"]],
                                           [["B-PER", "O", "O"], ["B-ORG", "I-ORG"], ["O"]])
-    assert data.read_examples(t, lab, num_samples=2)[0] == [["Jim", "bought", "shares"], ["Acme", "Corp"]]
+    drawn = data.read_examples(t, lab, num_samples=2)[0]   # two of them, in file order (tests/test_num_samples.py)
+    assert len(drawn) == 2 and drawn == [s for s in [["Jim", "bought", "shares"], ["Acme", "Corp"], ["fine"]]
+                                         if s in drawn]
     assert data.read_examples(t, lab, label_ids=["O", "B-PER", "B-ORG", "I-ORG"])[1][1] == ["B-ORG", "I-ORG"]
 
 

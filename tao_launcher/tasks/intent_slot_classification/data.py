@@ -49,8 +49,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from tao_launcher.core.convert import staged_into
-from tao_launcher.core.textfiles import check_file, read_input_lines, read_label_list, read_lines, read_parallel
+from tao_launcher.core.convert import check_target, staged_into
+from tao_launcher.core.textfiles import (SUBSET_SEED, check_file, read_input_lines, read_label_list, read_lines,
+                                         read_parallel, subset)
 from tao_launcher.errors import DataError, UsageError
 from tao_launcher.core.textfiles import data_folder
 
@@ -77,10 +78,11 @@ def read_dict(path: str | Path, what: str) -> List[str]:
 
 
 def read_examples(folder: Path, prefix: str, num_samples: int, intents: Sequence[str], slots: Sequence[str],
-                  ) -> Tuple[List[List[str]], List[int], List[List[int]]]:
+                  seed: int = SUBSET_SEED) -> Tuple[List[List[str]], List[int], List[List[int]]]:
     """(words, intent id, slot ids) of each utterance of ``<prefix>.tsv`` / ``<prefix>_slots.tsv``.
 
-    A bad line is a DataError naming file:line and the fix; ``num_samples`` > 0 keeps the first that many."""
+    A bad line is a DataError naming file:line and the fix; ``num_samples`` > 0 draws that many utterances
+    (``textfiles.subset``, with ``seed``)."""
     tsv, slots_tsv = folder / f"{prefix}.tsv", folder / f"{prefix}_slots.tsv"
     fix = f"dataset_convert writes {prefix}.tsv and {prefix}_slots.tsv; check data_dir and the prefix"
     check_file(tsv, "data file", fix)
@@ -95,14 +97,12 @@ def read_examples(folder: Path, prefix: str, num_samples: int, intents: Sequence
                             f"words and the intent id with one TAB")
         intent = _label_id(label, len(intents), f"{tsv}:{number}", "intent", INTENTS_DICT)
         utterances.append((number, sentence.split(), intent))
-        if 0 < num_samples <= len(utterances):
-            break
     if not utterances:
         raise DataError(f"data file {tsv} holds no utterances: write 'words<TAB>intent id' lines under the header")
     slot_lines = [(n, line.split()) for n, line in read_lines(slots_tsv)]
     while slot_lines and not slot_lines[-1][1]:
         slot_lines.pop()
-    words, intent_ids, slot_ids = [], [], []
+    examples: List[Tuple[List[str], int, List[int]]] = []
     for index, (number, sentence, intent) in enumerate(utterances):
         if index >= len(slot_lines):
             raise DataError(f"{slots_tsv}:{index + 1}: missing: {tsv} has an utterance on line {number} but "
@@ -112,12 +112,14 @@ def read_examples(folder: Path, prefix: str, num_samples: int, intents: Sequence
         if len(ids) != len(sentence):
             raise DataError(f"{slots_tsv}:{slot_number}: {len(ids)} slot ids for the {len(sentence)} words of "
                             f"{tsv}:{number}; give every word exactly one slot id")
-        words.append(sentence)
-        intent_ids.append(intent)
-        slot_ids.append([_label_id(i, len(slots), f"{slots_tsv}:{slot_number}", "slot", SLOTS_DICT) for i in ids])
-    if num_samples <= 0 and len(slot_lines) > len(utterances):
+        examples.append((sentence, intent, [_label_id(i, len(slots), f"{slots_tsv}:{slot_number}", "slot",
+                                                      SLOTS_DICT) for i in ids]))
+    if len(slot_lines) > len(utterances):
         raise DataError(f"{slots_tsv}:{len(utterances) + 1}: {tsv} has {len(utterances)} utterances but "
                         f"{slots_tsv} has {len(slot_lines)} lines; make them line up")
+    examples = subset(examples, num_samples, source=tsv, seed=seed, unit="utterances", what="intents and slot tags",
+                      labels=lambda example: [intents[example[1]], *(slots[i] for i in example[2])])
+    words, intent_ids, slot_ids = (list(column) for column in zip(*examples))
     return words, intent_ids, slot_ids
 
 
@@ -128,9 +130,10 @@ def label_sets(class_labels, data_dir: str) -> Tuple[List[str], List[str]]:
             read_dict(Path(class_labels.slot_labels_file or folder / SLOTS_DICT), "slot"))
 
 
-def read(data_dir: str, ds, config: Dict) -> Tuple[List[List[str]], List[int], List[List[int]]]:
+def read(data_dir: str, ds, config: Dict, seed: int = SUBSET_SEED,
+         ) -> Tuple[List[List[str]], List[int], List[List[int]]]:
     """``read_examples`` of the ``<ds.prefix>`` files in data_dir, as ids of the model's labels (``config``):
-    dicts in data_dir that say otherwise are an error, not a silent mix-up."""
+    dicts in data_dir that say otherwise are an error, not a silent mix-up. ``seed`` draws num_samples."""
     folder = data_folder(data_dir)
     for name, what, labels in ((INTENTS_DICT, "intent", config["intent_labels"]),
                                (SLOTS_DICT, "slot", config["slot_labels"])):
@@ -138,7 +141,7 @@ def read(data_dir: str, ds, config: Dict) -> Tuple[List[List[str]], List[int], L
             raise DataError(f"{folder / name} differs from the {what} labels of the model ({len(labels)}: "
                             f"{' '.join(labels[:5])} ...), so the ids in {ds.prefix}.tsv would name other labels: "
                             f"use data converted with the model's dicts, or finetune on this data first")
-    return read_examples(folder, ds.prefix, ds.num_samples, config["intent_labels"], config["slot_labels"])
+    return read_examples(folder, ds.prefix, ds.num_samples, config["intent_labels"], config["slot_labels"], seed)
 
 
 def _label_id(text: str, count: int, where: str, what: str, dict_name: str) -> int:
@@ -227,9 +230,10 @@ def label_set(listed: Optional[List[str]], seen: Counter, outside_first: bool) -
     return labels
 
 
-def convert(dataset_name: str, source: Path, target: Path) -> Dict[str, object]:
+def convert(dataset_name: str, source: Path, target: Path, overwrite: bool = False) -> Dict[str, object]:
     """Write NeMo's files into ``target`` from the seq.in/seq.out/label layout; returns the summary:
-    utterances per split, the label counts, and per split the UNK intents and slot tags."""
+    utterances per split, the label counts, and per split the UNK intents and slot tags. ``overwrite``: the user
+    lets it replace files of those names that no dataset_convert wrote (core/convert.py)."""
     source, target = Path(source), Path(target)
     if not source.is_dir():
         what = "is a file, not a folder" if source.exists() else "does not exist"
@@ -238,6 +242,10 @@ def convert(dataset_name: str, source: Path, target: Path) -> Dict[str, object]:
     if target.exists() and not target.is_dir():
         raise UsageError(f"target_data_dir {target} is a file, not a folder: give a folder (it is created "
                          f"when missing)")
+    # every split's files, written or not: a split an earlier convert wrote that this source lacks would not
+    # match the new dicts, so it goes
+    names = [INTENTS_DICT, SLOTS_DICT] + [name for split in SPLITS for name in (f"{split}.tsv", f"{split}_slots.tsv")]
+    check_target(target, names, overwrite=overwrite)
     folders = {split: _source_folder(source, split) for split in SPLITS}
     if folders["train"] is None:
         found = ", ".join(sorted(p.name for p in source.iterdir())) or "nothing"
@@ -252,7 +260,7 @@ def convert(dataset_name: str, source: Path, target: Path) -> Dict[str, object]:
     slot_id = {name: i for i, name in enumerate(slots)}
     summary: Dict[str, object] = {"dataset_name": dataset_name, "intents": len(intents) - 1,
                                   "slots": len(slots) - 1}
-    with staged_into(target) as stage:  # nothing half-written in target if a write fails
+    with staged_into(target, names, overwrite=overwrite) as stage:  # nothing half-written in target
         (stage / INTENTS_DICT).write_text("".join(f"{name}\n" for name in intents), encoding="utf-8")
         (stage / SLOTS_DICT).write_text("".join(f"{name}\n" for name in slots), encoding="utf-8")
         for split, utterances in data.items():
@@ -272,11 +280,6 @@ def convert(dataset_name: str, source: Path, target: Path) -> Dict[str, object]:
                             "with a slot tag the train split lacks, written as %s: %s", split,
                             sum(unknown_intents.values()), UNK, _counted(unknown_intents),
                             sum(unknown_slots.values()), UNK, _counted(unknown_slots))
-    for split in SPLITS:  # files of a split an earlier convert wrote would not match these dicts
-        for name in (f"{split}.tsv", f"{split}_slots.tsv"):
-            if split not in data and (target / name).is_file():
-                (target / name).unlink()
-                log.info("removed %s left by an earlier convert (the source has no %s split)", target / name, split)
     return summary
 
 

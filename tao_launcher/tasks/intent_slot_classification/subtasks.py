@@ -120,20 +120,16 @@ def line(row: Dict) -> str:
     return f"{row['text']}\n  intent: {row['intent']} ({row['intent_probability']:.4f})\n  slots: {slots}"
 
 
-def read_inputs(spec) -> List[str]:
-    from tao_launcher.nlp.tokens import nonblank_texts
-
-    return nonblank_texts(input_items(spec, data.read_utterances, "utterances"), "an utterance")
-
-
 PREDICT = PredictStep(
     TASK, family="tao_launcher.nlp.model", net="tao_launcher.tasks.intent_slot_classification.model:IntentSlotModel",
-    predict=predict, read_inputs=read_inputs, rows=rows, line=line, read_labelled=read_labelled, score=score)
+    predict=predict, read_inputs=lambda spec: input_items(spec, data.read_utterances, "utterances"), rows=rows,
+    line=line, read_labelled=read_labelled, score=score)
 evaluate, infer, infer_onnx, export = PREDICT.subtasks(EvaluateSpec, InferSpec, InferOnnxSpec, ExportSpec)
 
 
 def dataset_convert(spec: DatasetConvertSpec, run: RunContext) -> Dict:
-    summary = data.convert(spec.dataset_name, Path(spec.source_data_dir), Path(spec.target_data_dir))
+    summary = data.convert(spec.dataset_name, Path(spec.source_data_dir), Path(spec.target_data_dir),
+                           overwrite=run.overwrite)
     for name, value in summary.items():
         log.info("%s: %s", name, value)
     run.results.record({k: v for k, v in summary.items() if isinstance(v, int)}, target_data_dir=spec.target_data_dir)

@@ -64,7 +64,7 @@ def fit(net: IntentSlotModel, tokenizer, train_ds, val_ds, weight: float, spec, 
     config = net.model_config
 
     def examples(ds):
-        words, intents, slots = data.read(spec.data_dir, ds, config)
+        words, intents, slots = data.read(spec.data_dir, ds, config, spec.trainer.seed)
         return words, slots, labelled_examples(tokenizer, words, {"slot_labels": slots}, config["max_seq_length"],
                                                sentence_labels={"intent_labels": intents})
 

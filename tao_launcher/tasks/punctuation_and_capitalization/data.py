@@ -23,7 +23,8 @@ subfolders), each in the form its first non-blank line shows:
 
 All lines (files in name order) are split into train and dev: ``dev_ratio`` of them (rounded, at least one
 when dev_ratio > 0, never all), drawn by a shuffle seeded with ``seed``; each split keeps the source's order.
-dev_ratio=0 writes train only, and removes a dev split an earlier convert left.
+dev_ratio=0 writes train only, and removes a dev split an earlier convert wrote (a user's own is refused, as
+any file of these names that no convert wrote: core/convert.py).
 
 The word rule (convert, IWSLT tokens and infer's ``normalize_input``):
 
@@ -46,8 +47,9 @@ from itertools import chain
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from tao_launcher.core.convert import staged_into
-from tao_launcher.core.textfiles import data_folder, read_input_lines, read_label_list, read_lines, read_parallel
+from tao_launcher.core.convert import check_not_converted, check_target, not_converted, staged_into
+from tao_launcher.core.textfiles import (SUBSET_SEED, data_folder, read_input_lines, read_label_list, read_lines,
+                                         read_parallel, subset)
 from tao_launcher.errors import DataError, UsageError
 
 TASK = "punctuation_and_capitalization"
@@ -174,29 +176,31 @@ def read_label_sets(data_dir: str, punct_file: Optional[str], capit_file: Option
     return punct, capit
 
 
-def read_split(data_dir: str, ds, config: Dict, trained: Optional[str] = None):
+def read_split(data_dir: str, ds, config: Dict, trained: Optional[str] = None, seed: int = SUBSET_SEED):
     """The examples of the data section ``ds`` (its files in data_dir) for the label sets of the model config.
-    ``trained`` names the archive those come from (finetune, evaluate: no file can add a mark to them)."""
+    ``trained`` names the archive those come from (finetune, evaluate: no file can add a mark to them); ``seed``
+    draws num_samples."""
     folder = data_folder(data_dir)
     fix = (f"{trained} knows only these marks: fix the label, or train a new model on this label set"
            if trained else None)
     return read_examples(folder / ds.text_file, folder / ds.labels_file, ds.num_samples,
-                         config["punct_labels"], config["capit_labels"], mark_fix=fix)
+                         config["punct_labels"], config["capit_labels"], mark_fix=fix, seed=seed)
 
 
 def read_examples(text_file: str | Path, labels_file: str | Path, num_samples: int = -1,
                   punct_labels: Optional[Sequence[str]] = None,
                   capit_labels: Optional[Sequence[str]] = None, mark_fix: Optional[str] = None,
-                  ) -> Tuple[List[List[str]], List[List[str]], List[List[str]]]:
+                  seed: int = SUBSET_SEED) -> Tuple[List[List[str]], List[List[str]], List[List[str]]]:
     """Words, punctuation tags and case tags of parallel text/labels files.
 
     A line blank in both files is skipped; a bad line is a DataError naming file:line and the fix
-    (``mark_fix`` for a mark outside ``punct_labels``, when they are a model's and no file can add it)."""
+    (``mark_fix`` for a mark outside ``punct_labels``, when they are a model's and no file can add it).
+    ``num_samples`` > 0 draws that many lines (``textfiles.subset``, with ``seed``)."""
     labels_file = Path(labels_file)
     punct_set = DEFAULT_PUNCT_LABELS if punct_labels is None else list(punct_labels)
     capit_set = DEFAULT_CAPIT_LABELS if capit_labels is None else list(capit_labels)
     lines: List[Line] = []
-    for number, words, labels in read_parallel(text_file, labels_file, num_samples):
+    for number, words, labels in read_parallel(text_file, labels_file):
         for position, label in enumerate(labels, start=1):
             where = f"{labels_file}:{number}: label {label!r} (word {position})"
             if len(label) != 2:
@@ -210,21 +214,24 @@ def read_examples(text_file: str | Path, labels_file: str | Path, num_samples: i
                 raise DataError(f"{where} has case {label[1]!r}, not one of {' '.join(capit_set)}; the second "
                                 f"character is U (first letter upper case) or O")
         lines.append((words, [label[0] for label in labels], [label[1] for label in labels]))
+    lines = subset(lines, num_samples, source=labels_file, seed=seed, labels=lambda line: line[1],
+                   what="punctuation marks", unit="lines")
     words, punct, capit = (list(column) for column in zip(*lines))  # read_parallel yields at least one line
     return words, punct, capit
 
 
 def read_texts(path: str | Path) -> List[str]:
-    """Texts for infer: one a line, blank lines skipped."""
+    """Texts for infer: one a line, blank lines skipped, each with a word by the word rule."""
     return read_input_lines(path, fix="check input_file in the spec: a text file, one text a line",
-                            empty_fix="write one text to punctuate a line")
+                            empty_fix="write one text to punctuate a line", words=normalize_input)
 
 
 # ----------------------------------------------------------------------------- dataset_convert
 
 def convert(source: Path, target: Path, dev_ratio: float = 0.2, punct_marks: str = STANDARD_MARKS,
-            seed: int = 42) -> Dict[str, int]:
-    """Write text/labels for train (and dev) and the label ids files into ``target``; returns counts per file."""
+            seed: int = 42, overwrite: bool = False) -> Dict[str, int]:
+    """Write text/labels for train (and dev) and the label ids files into ``target``; returns counts per file.
+    ``overwrite``: the user lets it replace files of those names that no dataset_convert wrote (core/convert.py)."""
     source, target = Path(source), Path(target)
     if isinstance(dev_ratio, bool) or not isinstance(dev_ratio, (int, float)) or not 0 <= dev_ratio < 1:
         raise UsageError(f"dev_ratio {dev_ratio!r} must be a number in [0, 1): the share of lines for "
@@ -234,7 +241,14 @@ def convert(source: Path, target: Path, dev_ratio: float = 0.2, punct_marks: str
         raise UsageError(f"source_data_dir {source} does not exist: give a text file or a folder of *.txt files")
     if target.exists() and not target.is_dir():
         raise UsageError(f"target_data_dir {target} is a file: give a folder (it is created when missing)")
-    files = [source] if source.is_file() else sorted(f for f in source.glob("*.txt") if f.is_file())
+    # a dev split an earlier convert wrote goes when dev_ratio=0: it would not match this train split
+    names = [f"{kind}_{split}.txt" for split in ("train", "dev") for kind in ("text", "labels")] + \
+            [PUNCT_LABEL_IDS, CAPIT_LABEL_IDS]
+    check_target(target, names, overwrite=overwrite)
+    if source.is_file():
+        check_not_converted(source, "source_data_dir")
+    # a target equal to the source holds this convert's text files: they are no source
+    files = [source] if source.is_file() else not_converted(sorted(f for f in source.glob("*.txt") if f.is_file()))
     if not files:
         raise UsageError(f"source_data_dir {source} holds no *.txt files: put the text files there, "
                          f"or give one file by name")
@@ -271,7 +285,7 @@ def convert(source: Path, target: Path, dev_ratio: float = 0.2, punct_marks: str
     punct_labels = [NO_LABEL] + [m for m in STANDARD_MARKS if m in marks] + \
                    [m for m in marks if m not in STANDARD_MARKS]
     counts: Dict[str, int] = {}
-    with staged_into(target) as stage:  # the target never holds half a dataset
+    with staged_into(target, names, overwrite=overwrite) as stage:  # the target never holds half a dataset
         for split, rows in splits.items():
             write_lines(stage / f"text_{split}.txt", (" ".join(words) for words, _, _ in rows))
             write_lines(stage / f"labels_{split}.txt", (" ".join(p + c for p, c in zip(punct, capit))
@@ -281,11 +295,6 @@ def convert(source: Path, target: Path, dev_ratio: float = 0.2, punct_marks: str
         for name, labels in ((PUNCT_LABEL_IDS, punct_labels), (CAPIT_LABEL_IDS, DEFAULT_CAPIT_LABELS)):
             write_lines(stage / name, labels)
             counts[name] = len(labels)
-    if not n_dev:  # a dev split left by an earlier convert would not match this train split
-        for name in ("text_dev.txt", "labels_dev.txt"):
-            if (target / name).is_file():
-                (target / name).unlink()
-                log.info("removed %s left by an earlier convert (dev_ratio=0 writes no dev split)", target / name)
     return counts
 
 

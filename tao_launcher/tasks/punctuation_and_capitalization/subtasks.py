@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, List, Sequence
 
-from tao_launcher.core.predict import Loaded, PredictStep, Scored, input_items
+from tao_launcher.core.predict import Loaded, PredictStep, Scored, input_items, write_lines
 from tao_launcher.errors import DataError
 from tao_launcher.registry import RunContext
 from tao_launcher.tasks.punctuation_and_capitalization import data
@@ -101,22 +101,20 @@ def score(words, gold, answers: List[data.Line], model: Loaded, spec: EvaluateSp
 
 def rows(texts: List[str], answers: List[data.Line], model: Loaded, run: RunContext) -> List[Dict]:
     """A row per text; the restored texts also go to infer_results.txt, one a line."""
-    out = [{"text": text, "restored": data.restore(*answer)} for text, answer in zip(texts, answers)]
-    (run.results.path / "infer_results.txt").write_text("".join(r["restored"] + "\n" for r in out), encoding="utf-8")
-    return out
+    return [{"text": text, "restored": data.restore(*answer)} for text, answer in zip(texts, answers)]
 
 
 PREDICT = PredictStep(
     TASK, family="tao_launcher.nlp.model",
     net="tao_launcher.tasks.punctuation_and_capitalization.model:PunctCapitModel", predict=predict,
-    read_inputs=lambda spec: input_items(spec, data.read_texts, "texts"), rows=rows, line=lambda r: r["restored"],
-    read_labelled=read_labelled, score=score)
+    read_inputs=lambda spec: input_items(spec, data.read_texts, "texts", data.normalize_input), rows=rows,
+    line=lambda r: r["restored"], read_labelled=read_labelled, score=score, write_files=write_lines("restored"))
 evaluate, infer, infer_onnx, export = PREDICT.subtasks(EvaluateSpec, InferSpec, InferOnnxSpec, ExportSpec)
 
 
 def dataset_convert(spec: DatasetConvertSpec, run: RunContext) -> Dict:
     counts = data.convert(Path(spec.source_data_dir), Path(spec.target_data_dir), spec.dev_ratio,
-                          spec.punct_marks, spec.seed)
+                          spec.punct_marks, spec.seed, overwrite=run.overwrite)
     for name, count in counts.items():
         log.info("%s: %d", name, count)
     run.results.record({k.split(".")[0]: v for k, v in counts.items()}, target_data_dir=spec.target_data_dir)

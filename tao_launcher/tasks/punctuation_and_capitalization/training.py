@@ -52,7 +52,7 @@ def fit(net: PunctCapitModel, tokenizer, train_ds, val_ds, weight: float, spec, 
     trained = f"the model in {run.model}" if run.model else None  # finetune: its labels are the archive's
 
     def examples(ds):
-        words, punct, capit = data.read_split(spec.data_dir, ds, config, trained)
+        words, punct, capit = data.read_split(spec.data_dir, ds, config, trained, spec.trainer.seed)
         labels = {"punct_labels": [[index["punct"][p] for p in s] for s in punct],
                   "capit_labels": [[index["capit"][c] for c in s] for s in capit]}
         return words, labelled_examples(tokenizer, words, labels, config["max_seq_length"])

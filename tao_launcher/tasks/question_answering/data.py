@@ -40,14 +40,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from tao_launcher.core.convert import staged_into
-from tao_launcher.core.textfiles import check_file
+from tao_launcher.core.convert import check_not_converted, check_target, staged_into
+from tao_launcher.core.textfiles import SUBSET_SEED, check_file, subset, visible
 from tao_launcher.errors import DataError, UsageError
 from tao_launcher.nlp.qa_windows import Question
 
 TASK = "question_answering"
 log = logging.getLogger("tao.question_answering")
 FIX = "point it at a SQuAD v1.1/v2.0 JSON file"
+SPLIT_FILES = ("train.json", "dev.json")  # what dataset_convert writes with dev_ratio > 0
 
 
 @dataclass
@@ -108,8 +109,9 @@ def _kind(kind: type) -> str:
 
 
 def read_squad(path: str | Path, num_samples: int = -1, *, need_answers: bool = True,
-               what: str = "SQuAD file") -> SquadFile:
-    """The questions of a SQuAD JSON file (layout above); ``num_samples`` > 0 keeps the first that many.
+               what: str = "SQuAD file", seed: int = SUBSET_SEED) -> SquadFile:
+    """The questions of a SQuAD JSON file (layout above); ``num_samples`` > 0 draws that many
+    (``textfiles.subset``, with ``seed``; the counts stay the whole file's).
 
     ``need_answers=False`` (infer) reads questions without ``answers``. Any mistake is a DataError that names
     the file and where in it."""
@@ -155,16 +157,16 @@ def read_squad(path: str | Path, num_samples: int = -1, *, need_answers: bool = 
                     raise DataError(f"{here}: the id repeats {seen[qid]}; give every question a unique 'id'")
                 seen[qid] = where
                 question = _expect(qa.get("question"), str, here, "'question'", "write the question's text")
-                if not question.strip():
+                if not visible(question):
                     raise DataError(f"{here}: the question is empty; write its text or delete the question")
                 answers = _answers(qa, context, here, need_answers, counts)
                 questions.append(Question(qid, question, context, answers, title))
                 counts["questions"] += 1
                 counts["unanswerable"] += not answers
-                if 0 < num_samples <= len(questions):
-                    return SquadFile(path, top, questions, counts)
     if not questions:
         raise DataError(f"{path} holds no questions: a SQuAD file needs data[].paragraphs[].qas[] entries")
+    questions = subset(questions, num_samples, source=path, seed=seed, unit="questions", what="kinds of question",
+                       labels=lambda q: ["answerable" if q.answers else "unanswerable"])
     return SquadFile(path, top, questions, counts)
 
 
@@ -188,7 +190,7 @@ def _answers(qa: Dict[str, Any], context: str, here: _Where, need_answers: bool,
         text = _expect(answer.get("text"), str, at, "'text'", "write the answer's text")
         start = _expect(answer.get("answer_start"), int, at, "'answer_start'",
                         "give the character offset of the answer in the context")
-        if not text.strip():
+        if not visible(text):
             raise DataError(f"{at}: the answer text is empty; write the answer, or make the question "
                             f"unanswerable (\"answers\": [], \"is_impossible\": true)")
         if start < 0 or start + len(text) > len(context):
@@ -216,7 +218,7 @@ def batch_questions(items: Sequence[Any]) -> List[Question]:
             raise UsageError(f"{where} has unknown key(s) {', '.join(unknown)}: an item holds 'question' and "
                              f"'context' (and optionally 'id')")
         for key in ("question", "context"):
-            if not isinstance(item.get(key), str) or not item[key].strip():
+            if not isinstance(item.get(key), str) or not visible(item[key]):
                 raise UsageError(f"{where} needs a non-empty {key!r} string: write {{\"question\": ..., "
                                  f"\"context\": ...}}")
         out.append(Question(str(item.get("id", i)), item["question"], item["context"]))
@@ -225,9 +227,14 @@ def batch_questions(items: Sequence[Any]) -> List[Question]:
 
 # ----------------------------------------------------------------------------- dataset_convert
 
-def convert(source: Path, target: Optional[Path], dev_ratio: float = 0.0, seed: int = 42) -> Dict[str, int]:
+def convert(source: Path, target: Optional[Path], dev_ratio: float = 0.0, seed: int = 42,
+            overwrite: bool = False) -> Dict[str, int]:
     """Check ``source`` and report its counts; with ``dev_ratio`` > 0 split it by article into ``target``
-    (train.json, dev.json), staged in a temp folder first: nothing half-written."""
+    (train.json, dev.json), staged in a temp folder first: nothing half-written. ``overwrite``: the user lets it
+    replace files of those names that no dataset_convert wrote (core/convert.py)."""
+    if dev_ratio > 0:
+        check_target(Path(target), SPLIT_FILES, overwrite=overwrite)
+        check_not_converted(source, "source_file")  # splitting a split again would shrink it at every rerun
     squad = read_squad(source, what="source_file")
     counts = dict(squad.counts)
     if squad.counts["answers_not_at_start"]:
@@ -246,7 +253,7 @@ def convert(source: Path, target: Optional[Path], dev_ratio: float = 0.0, seed: 
     version = squad.raw.get("version", "v2.0")
     splits = {"train.json": [x for i, x in enumerate(articles) if i not in dev],
               "dev.json": [x for i, x in enumerate(articles) if i in dev]}
-    with staged_into(Path(target)) as stage:
+    with staged_into(Path(target), SPLIT_FILES, overwrite=overwrite) as stage:
         for name, split in splits.items():
             with open(stage / name, "w", encoding="utf-8") as out:
                 json.dump({"version": version, "data": split}, out, ensure_ascii=False)

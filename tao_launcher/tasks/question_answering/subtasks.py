@@ -11,7 +11,8 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Sequence
 
-from tao_launcher.core.predict import Loaded, PredictStep, Scored, input_items, write_json
+from tao_launcher.core.predict import Loaded, PredictStep, Scored, input_items, served_texts, write_json
+from tao_launcher.errors import UsageError
 from tao_launcher.registry import RunContext
 from tao_launcher.tasks.question_answering import data
 from tao_launcher.tasks.question_answering.data import TASK, log
@@ -26,9 +27,9 @@ NO_ANSWER_TEXT = "no answer"
 # imports neither, evaluate/infer/export no Lightning (tests/nlp/test_import_cost.py)
 
 
-def read_questions(ds, what: str) -> List[data.Question]:
-    """The questions of a data section's file (its ``file`` and ``num_samples``)."""
-    return data.read_squad(ds.file, ds.num_samples, what=f"{what} file").questions
+def read_questions(ds, what: str, seed: int) -> List[data.Question]:
+    """The questions of a data section's file (its ``file`` and ``num_samples``, drawn with ``seed``)."""
+    return data.read_squad(ds.file, ds.num_samples, what=f"{what} file", seed=seed).questions
 
 
 def train(spec: TrainSpec, run: RunContext) -> Dict:
@@ -36,7 +37,8 @@ def train(spec: TrainSpec, run: RunContext) -> Dict:
     from tao_launcher.tasks.question_answering.model import QuestionAnsweringNet
     from tao_launcher.tasks.question_answering.training import fit
 
-    files = read_questions(spec.training_ds, "training"), read_questions(spec.validation_ds, "validation")
+    seed = spec.trainer.seed
+    files = read_questions(spec.training_ds, "training", seed), read_questions(spec.validation_ds, "validation", seed)
     m = spec.model
     d = m.dataset
     encoder, tokenizer = pretrained(m.language_model)
@@ -50,7 +52,9 @@ def train(spec: TrainSpec, run: RunContext) -> Dict:
 def finetune(spec: FinetuneSpec, run: RunContext) -> Dict:
     from tao_launcher.tasks.question_answering.training import fit
 
-    files = read_questions(spec.finetuning_ds, "fine-tuning"), read_questions(spec.validation_ds, "validation")
+    seed = spec.trainer.seed
+    files = (read_questions(spec.finetuning_ds, "fine-tuning", seed),
+             read_questions(spec.validation_ds, "validation", seed))
     net, tokenizer, _ = PREDICT.load_trained(run)
     return fit(net, tokenizer, files, spec.finetuning_ds, spec.validation_ds, spec, run)
 
@@ -74,8 +78,18 @@ def predict(model: Loaded, questions: Sequence[data.Question], batch_size: int, 
 def read_inputs(spec: InferSpec) -> List[data.Question]:
     """infer's questions: a SQuAD ``input_file`` (answers ignored), else ``input_batch``'s question/context pairs."""
     items = input_items(spec, lambda file: data.read_squad(file, need_answers=False, what="input_file").questions,
-                        what='{"question": ..., "context": ...}')
+                        what='{"question": ..., "context": ...}', words=None)
     return items if spec.input_file else data.batch_questions(items)
+
+
+def served_questions(columns: Dict[str, List]) -> List[data.Question]:
+    """A served request's questions: QUESTION and CONTEXT, item for item (serving/triton_model.py)."""
+    questions, contexts = served_texts(columns.get("QUESTION", []), "QUESTION"), \
+        served_texts(columns.get("CONTEXT", []), "CONTEXT")
+    if len(questions) != len(contexts):
+        raise UsageError(f"the request has {len(questions)} QUESTION and {len(contexts)} CONTEXT items: send one "
+                         f"context per question")
+    return data.batch_questions([{"question": q, "context": c} for q, c in zip(questions, contexts)])
 
 
 def write_predictions(run: RunContext, questions, predictions, config: Dict) -> Dict[str, Path]:
@@ -87,7 +101,6 @@ def write_predictions(run: RunContext, questions, predictions, config: Dict) -> 
 
 
 def rows(questions, predictions, model: Loaded, run: RunContext) -> List[Dict]:
-    write_predictions(run, questions, predictions, model.config)
     return [{"id": q.id, "question": q.question, "answer": p.answer, "no_answer": not p.answer,
              "score": round(p.probability, 6)} for q, p in zip(questions, predictions)]
 
@@ -114,13 +127,16 @@ def score(questions, gold, predictions, model: Loaded, spec: EvaluateSpec, run: 
 PREDICT = PredictStep(
     TASK, family="tao_launcher.nlp.model", net="tao_launcher.tasks.question_answering.model:QuestionAnsweringNet",
     predict=predict, read_inputs=read_inputs, rows=rows, read_labelled=read_labelled, score=score,
+    write_files=lambda run, questions, predictions, rows, model: write_predictions(run, questions, predictions,
+                                                                                  model.config),
+    served_inputs=("QUESTION", "CONTEXT"), from_served=served_questions,
     line=lambda r: f"{r['question']}\t{r['answer'] or NO_ANSWER_TEXT}\t{r['score']:.4f}")
 evaluate, infer, infer_onnx, export = PREDICT.subtasks(EvaluateSpec, InferSpec, InferOnnxSpec, ExportSpec)
 
 
 def dataset_convert(spec: DatasetConvertSpec, run: RunContext) -> Dict:
     target = Path(spec.target_data_dir) if spec.target_data_dir else None
-    counts = data.convert(Path(spec.source_file), target, spec.dev_ratio, spec.seed)
+    counts = data.convert(Path(spec.source_file), target, spec.dev_ratio, spec.seed, overwrite=run.overwrite)
     log.info("%s: %d articles, %d paragraphs, %d questions (%d unanswerable), %d answers (%d not at answer_start)",
              spec.source_file, counts["articles"], counts["paragraphs"], counts["questions"], counts["unanswerable"],
              counts["answers"], counts["answers_not_at_start"])

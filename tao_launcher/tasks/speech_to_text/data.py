@@ -9,10 +9,12 @@ What it writes into ``target`` (what train, evaluate and infer read; the manifes
 
 Manifest paths are relative to ``target``, durations are those of the written files, and transcripts are
 normalised to the character vocabulary (``asr/text.py``): the characters removed are counted in the
-summary. A rerun replaces the manifests and ``wavs/<split>/`` folders it writes; nothing else in ``target``
-is touched. Everything is staged in a hidden folder inside ``target`` and moved into place at the end, so a
-bad file leaves nothing half-written (staging inside ``target`` keeps the moves on one file system, where
-``target`` is a mount).
+summary. A rerun replaces the manifests it writes and, in ``wavs/<split>/`` of each split it writes, the wavs
+an earlier convert wrote there (those the new manifest does not name are removed); a file the user put in
+``wavs/<split>/`` stays, and a user's file at a name this convert writes is refused unless ``--overwrite``
+(core/convert.py keeps the list of what a convert wrote). Everything is staged in a hidden folder inside
+``target`` and moved into place at the end, wavs before manifests, so a bad file leaves nothing half-written;
+a failed convert removes a ``target`` it created.
 
 Source layouts (``dataset_name``):
 
@@ -37,11 +39,8 @@ DataError naming where it is; with ``skip_bad`` it is left out and its sentence 
 from __future__ import annotations
 
 import logging
-import os
 import random
 import re
-import shutil
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +49,8 @@ from typing import Callable, Dict, Iterable, List, Optional
 from tao_launcher.asr.audio import load_audio, write_wav
 from tao_launcher.asr.manifest import Utterance, read_manifest, write_manifest
 from tao_launcher.asr.text import normalize_transcript, number_words
-from tao_launcher.core.textfiles import read_lines
+from tao_launcher.core.convert import check_not_converted, not_converted, staged_into, written
+from tao_launcher.core.textfiles import SUBSET_SEED, read_lines, subset
 from tao_launcher.errors import DataError, UsageError
 
 TASK = "speech_to_text"
@@ -66,12 +66,13 @@ Bad = Callable[[str], None]  # raises the sentence as a DataError, or records it
 class Clip:
     """One source clip: its split (None: the seeded train/test split decides), the output wav's name,
     its source audio, its raw transcript, and where it is named (file:line) for error messages ("": the
-    audio file's own name says it)."""
+    audio file's own name says it); ``wav``: where it is written, relative to the target (``_name_wavs``)."""
     split: Optional[str]
     name: str
     audio: Path
     text: str
     where: str
+    wav: str = ""
 
 
 def manifest_name(split: str) -> str:
@@ -80,9 +81,11 @@ def manifest_name(split: str) -> str:
 
 # ----------------------------------------------------------------------------- what train and evaluate read
 
-def read_utterances(ds, *, require_text: bool = True, training: bool = False) -> List[Utterance]:
+def read_utterances(ds, *, require_text: bool = True, training: bool = False, seed: int = SUBSET_SEED,
+                    ) -> List[Utterance]:
     """The utterances of a dataset section's manifest: checked (asr/manifest.py), bad lines skipped and counted
-    when ``skip_bad_files``, cut to the duration limits (training) and to ``num_samples``."""
+    when ``skip_bad_files``, cut to the duration limits (training), then ``num_samples`` of them drawn with ``seed``
+    (``textfiles.subset``: a subset that lacks characters of the whole manifest's transcripts is warned about)."""
     utterances, skipped = read_manifest(ds.manifest_filepath, skip_bad=ds.skip_bad_files, require_text=require_text)
     for sentence in skipped[:5]:
         log.warning("skipped %s", sentence)
@@ -97,14 +100,15 @@ def read_utterances(ds, *, require_text: bool = True, training: bool = False) ->
             raise DataError(f"no utterance of {ds.manifest_filepath} lasts between min_duration={ds.min_duration} "
                             f"and max_duration={ds.max_duration} seconds: widen the limits")
         utterances = kept
-    return utterances if ds.num_samples == -1 else utterances[:ds.num_samples]
+    return subset(utterances, ds.num_samples, source=ds.manifest_filepath, seed=seed, unit="utterances",
+                  what="transcript characters", labels=lambda u: sorted(set(u.text) - {" "}))
 
 
 # ----------------------------------------------------------------------------- the four source layouts
 
 def _fsdd(source: Path, bad: Bad) -> List[Clip]:
     folder = source / "recordings" if (source / "recordings").is_dir() else source
-    files = sorted(folder.glob("*.wav"))
+    files = not_converted(sorted(folder.glob("*.wav")))  # never a convert's own wavs/<split>/ given back as source
     if not files:
         raise UsageError(f"no recordings/*.wav under {source}: source_data_dir must be the free-spoken-digit-"
                          f"dataset folder (or its recordings folder)")
@@ -172,6 +176,7 @@ def _manifest(source: Path, bad: Bad, skip_bad: bool) -> List[Clip]:
     if not source.is_file():
         raise UsageError(f"{source} is not a file: dataset_name=manifest takes a NeMo manifest file as "
                          f"source_data_dir")
+    check_not_converted(source, "source_data_dir")  # a target equal to its folder holds this convert's manifest
     utterances, skipped = read_manifest(source, skip_bad=skip_bad)
     for sentence in skipped:
         bad(sentence)
@@ -195,9 +200,10 @@ def _split(clips: List[Clip], test_ratio: float, seed: int, source: Path) -> Non
 # ----------------------------------------------------------------------------- dataset_convert
 
 def convert(dataset_name: str, source: Path, target: Path, *, sample_rate: int = 16000, test_ratio: float = 0.1,
-            skip_bad: bool = False, seed: int = 42,
+            skip_bad: bool = False, seed: int = 42, overwrite: bool = False,
             track: Callable[[List], Iterable] = lambda clips: clips) -> Dict[str, object]:
-    """Write the manifests and wavs of ``source`` into ``target`` (see the module docstring).
+    """Write the manifests and wavs of ``source`` into ``target`` (see the module docstring); ``overwrite``: the
+    user lets it replace files of those names that no dataset_convert wrote (core/convert.py).
 
     Returns per split ``<split>_utterances`` and ``<split>_hours``, ``manifests`` (the files written),
     ``skipped`` (a count) with ``skipped_reasons`` (one sentence each), and ``removed_characters`` (each
@@ -224,23 +230,20 @@ def convert(dataset_name: str, source: Path, target: Path, *, sample_rate: int =
     else:
         clips = {"fsdd": _fsdd, "librispeech": _librispeech, "ljspeech": _ljspeech}[dataset_name](source, bad)
     _split(clips, test_ratio, seed, source)
-
-    created = not target.exists()
-    target.mkdir(parents=True, exist_ok=True)
-    try:
-        with tempfile.TemporaryDirectory(prefix=".convert-", dir=target) as staging:
-            summary = _write_dataset(dataset_name, source, clips, Path(staging), target, sample_rate, bad, track)
-    except BaseException:
-        if created:  # a failed convert leaves no trace, not even the folder it made
-            shutil.rmtree(target, ignore_errors=True)
-        raise
+    _name_wavs(clips)
+    splits = list(dict.fromkeys(clip.split for clip in clips))
+    manifests = [source.name] if dataset_name == "manifest" else [manifest_name(split) for split in splits]
+    earlier_wavs = {name for name in written(target) if name.split("/")[:2] in [["wavs", split] for split in splits]}
+    names = {clip.wav for clip in clips} | set(manifests) | earlier_wavs  # an earlier convert's wavs of these splits go
+    with staged_into(target, names, overwrite=overwrite) as stage:
+        summary = _write_dataset(dataset_name, source, clips, stage, sample_rate, bad, track)
     summary.update(skipped=len(skipped), skipped_reasons=skipped)
     return summary
 
 
-def _write_dataset(dataset_name: str, source: Path, clips: List[Clip], stage: Path, target: Path, sample_rate: int,
+def _write_dataset(dataset_name: str, source: Path, clips: List[Clip], stage: Path, sample_rate: int,
                    bad: Bad, track: Callable[[List], Iterable]) -> Dict[str, object]:
-    """Write every split's wavs and manifest into ``stage``, then move them into ``target``: the summary."""
+    """Write every split's wavs and manifest into ``stage`` (core/convert.py moves them into place): the summary."""
     rows, removed = _write_clips(clips, stage, sample_rate, bad, track)
     splits = [split for split, split_rows in rows.items() if split_rows]
     if not splits:
@@ -253,18 +256,26 @@ def _write_dataset(dataset_name: str, source: Path, clips: List[Clip], stage: Pa
         summary["manifests"].append(name)
         summary[f"{split}_utterances"] = len(rows[split])
         summary[f"{split}_hours"] = round(sum(row["duration"] for row in rows[split]) / 3600, 4)
-    _move_into_place(stage, target, splits, summary["manifests"])
     summary["removed_characters"] = dict(removed.most_common())
     return summary
 
 
+def _name_wavs(clips: List[Clip]) -> None:
+    """Give each clip its wav's path, ``wavs/<split>/<name>.wav``, unique in its split (a/x.wav, b/x.wav: the
+    second is x-N.wav, N its place in the list): named before any is written, so the target is checked first."""
+    used = set()
+    for number, clip in enumerate(clips, start=1):
+        name = clip.name if (clip.split, clip.name) not in used else f"{clip.name}-{number}"
+        used.add((clip.split, name))
+        clip.wav = f"wavs/{clip.split}/{name}.wav"
+
+
 def _write_clips(clips: List[Clip], stage: Path, sample_rate: int, bad: Bad, track: Callable[[List], Iterable]):
-    """Resample, normalise and write every clip under ``stage/wavs/<split>/``: (rows per split, removed chars)."""
+    """Resample, normalise and write every clip to its wav in ``stage``: (rows per split, removed chars)."""
     rows: Dict[str, List[dict]] = {split: [] for split in dict.fromkeys(list(SPLITS) + [c.split for c in clips])}
     removed: Counter = Counter()
-    used = set()
 
-    def write(clip: Clip, number: int) -> None:
+    def write(clip: Clip) -> None:
         at = f"{clip.where}: " if clip.where else ""
         text, gone = normalize_transcript(clip.text)
         try:
@@ -277,27 +288,11 @@ def _write_clips(clips: List[Clip], stage: Path, sample_rate: int, bad: Bad, tra
             return bad(f"{at}transcript {clip.text!r} is empty once normalised to a-z, space and apostrophe; "
                        f"give the words spoken")
         removed.update(gone)
-        name = clip.name if (clip.split, clip.name) not in used else f"{clip.name}-{number}"  # a/x.wav, b/x.wav
-        used.add((clip.split, name))
-        wav = stage / "wavs" / clip.split / f"{name}.wav"
+        wav = stage / clip.wav
         wav.parent.mkdir(parents=True, exist_ok=True)
         write_wav(wav, samples, sample_rate)
         rows[clip.split].append({"audio_filepath": wav, "duration": len(samples) / sample_rate, "text": text})
 
-    for done, clip in enumerate(track(clips), start=1):
-        write(clip, done)
+    for clip in track(clips):
+        write(clip)
     return rows, removed
-
-
-def _move_into_place(stage: Path, target: Path, splits: List[str], manifests: List[str]) -> None:
-    """Swap in ``wavs/<split>/`` (an earlier run's folder goes aside into ``stage`` and is deleted with it),
-    then the manifests, which are written last so that a manifest never names a wav not yet in place."""
-    (target / "wavs").mkdir(exist_ok=True)
-    old = stage / "old"
-    old.mkdir()
-    for split in splits:
-        if (target / "wavs" / split).exists():
-            os.replace(target / "wavs" / split, old / split)
-        os.replace(stage / "wavs" / split, target / "wavs" / split)
-    for name in manifests:
-        os.replace(stage / name, target / name)

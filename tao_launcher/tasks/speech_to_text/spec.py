@@ -125,6 +125,10 @@ class ModelSpec:
             return [f"model.preprocessor.n_fft={self.preprocessor.n_fft} is shorter than the window "
                     f"({round(self.preprocessor.window_size * self.sample_rate)} samples at {self.sample_rate} Hz): "
                     f"raise n_fft or shorten window_size"]
+        augment, bands = self.spec_augment, self.preprocessor.features
+        if augment.freq_masks and augment.freq_width >= bands:
+            return [f"model.spec_augment.freq_width={augment.freq_width} must be below model.preprocessor.features="
+                    f"{bands} (the mel bands a frequency mask hides): lower freq_width or raise features"]
         return []
 
 
@@ -191,12 +195,13 @@ class InferSpec(SpecBase):
 @dataclass
 class ExportSpec(ExportFields):
     example: ClassVar[str] = EXAMPLE("export", "export_format=RIVA")
-    export_format: str = spec_field("RIVA", "RIVA (.riva: model.onnx, preprocessor settings and vocabulary) or ONNX "
-                                            "(encrypted .eonnx; plain with encrypt=false)", choices=("RIVA", "ONNX"))
-    encrypt: bool = spec_field(True, "ONNX only: false writes a plain folder (model.onnx, vocabulary, settings) that "
-                                     "onnxruntime opens; RIVA is always encrypted")
+    export_format: str = spec_field("RIVA", "RIVA (.riva: model.onnx, preprocessor settings and vocabulary), ONNX "
+                                            "(encrypted .eonnx; plain with encrypt=false) or TRITON (a Triton model "
+                                            "repository for tao serve)", choices=("RIVA", "ONNX", "TRITON"))
+    encrypt: bool = spec_field(True, "ONNX and TRITON: false writes plain files (model.onnx, vocabulary, settings) "
+                                     "that onnxruntime opens; RIVA is always encrypted")
     export_to: Optional[str] = spec_field(None, "name in the results folder (default exported-model.riva, "
-                                                "exported-model.eonnx, exported-model-onnx/)")
+                                                "exported-model.eonnx, exported-model-onnx/, exported-model-triton/)")
 
 
 InferOnnxSpec = subtask_spec("InferOnnxSpec", EXAMPLE("infer_onnx", "'file_paths=[/data/clip1.wav]'"), base=InferSpec)

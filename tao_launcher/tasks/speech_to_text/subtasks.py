@@ -51,7 +51,7 @@ def train(spec: TrainSpec, run: RunContext) -> Dict:
     from tao_launcher.tasks.speech_to_text.training import fit
 
     m = spec.model
-    train_utterances = data.read_utterances(spec.training_ds, training=True)
+    train_utterances = data.read_utterances(spec.training_ds, training=True, seed=spec.trainer.seed)
     vocabulary = _vocabulary(spec, [u.text for u in train_utterances], run)
     blocks = build_blocks(m.arch, m.encoder.channel_scale, m.encoder.jasper or None, dropout=m.encoder.dropout)
     config = {"arch": m.arch if not m.encoder.jasper else "custom", "sample_rate": m.sample_rate,
@@ -72,8 +72,8 @@ def finetune(spec: FinetuneSpec, run: RunContext) -> Dict:
     net, vocabulary, config = PREDICT.load_trained(run)
     config["spec_augment"] = dict(vars(spec.model.spec_augment))
     net.spec_augment = SpecAugment(**config["spec_augment"])
-    return fit(net, vocabulary, data.read_utterances(spec.finetuning_ds, training=True), spec.finetuning_ds,
-               spec.validation_ds, spec, run)
+    return fit(net, vocabulary, data.read_utterances(spec.finetuning_ds, training=True, seed=spec.trainer.seed),
+               spec.finetuning_ds, spec.validation_ds, spec, run)
 
 
 # ----------------------------------------------------------------------------- predict step
@@ -112,6 +112,24 @@ def predict(model: Loaded, utterances: Sequence[Utterance], batch_size: int, spe
         for i, ids in zip(batch, greedy_decode(logprobs, encoded_lengths, blank)):
             texts[i] = model.processor.decode(ids)
     return Transcripts(texts, time.perf_counter() - started)
+
+
+def served_audio(columns: Dict[str, List]) -> List[Utterance]:
+    """A served request's clips: each AUDIO item a whole audio file's bytes, read as infer reads a file
+    (serving/triton_model.py); one that is not audio, or is empty, refuses the request by its number."""
+    from tao_launcher.asr.audio import ClientAudio, read_audio
+
+    items = columns.get("AUDIO", [])
+    if not items:
+        raise UsageError("the request has no AUDIO input: send a whole WAV or FLAC file's bytes per item")
+    out = []
+    for number, value in enumerate(items, 1):
+        audio = ClientAudio(bytes(value), f"AUDIO item {number}")
+        samples, rate = read_audio(audio)
+        if not len(samples):
+            raise UsageError(f"{audio} holds no samples: send a clip of speech")
+        out.append(Utterance(audio, len(samples) / rate, "", number))
+    return out
 
 
 def read_inputs(spec: InferSpec) -> List[Utterance]:
@@ -177,7 +195,8 @@ def score(utterances: Sequence[Utterance], references: Sequence[str], transcript
 PREDICT = PredictStep(
     TASK, family="tao_launcher.tasks.speech_to_text.model",
     net="tao_launcher.tasks.speech_to_text.model:SpeechToTextNet", predict=predict, read_inputs=read_inputs,
-    rows=rows, line=line, read_labelled=read_labelled, score=score, summary=summary)
+    rows=rows, line=line, read_labelled=read_labelled, score=score, summary=summary, served_inputs=("AUDIO",),
+    from_served=served_audio)
 # export: the acoustic model as ONNX (features -> log-probs, dynamic batch and time); .riva adds riva_config.yaml
 # (preprocessor, vocabulary, blank): core/export.py
 evaluate, infer, infer_onnx, export = PREDICT.subtasks(EvaluateSpec, InferSpec, InferOnnxSpec, ExportSpec)
@@ -188,7 +207,7 @@ def dataset_convert(spec: DatasetConvertSpec, run: RunContext) -> Dict:
 
     converted = data.convert(spec.dataset_name, Path(spec.source_data_dir), Path(spec.target_data_dir),
                            sample_rate=spec.sample_rate, test_ratio=spec.test_ratio, skip_bad=spec.skip_bad_files,
-                           track=lambda clips: track(clips, desc="converting", unit="clip"))
+                           overwrite=run.overwrite, track=lambda clips: track(clips, desc="converting", unit="clip"))
     counts = {k: v for k, v in converted.items() if isinstance(v, (int, float))}
     for name, value in converted.items():
         log.info("%s: %s", name, value)

@@ -106,7 +106,7 @@ def fit(net: SpeechToTextNet, vocabulary, train_utterances: Sequence, train_ds, 
     """train's and finetune's one path: features once, then ``fit_task``."""
     from tao_launcher.asr.dataset import collate_utterances, extra_speeds
 
-    val_utterances = read_utterances(val_ds)
+    val_utterances = read_utterances(val_ds, seed=spec.trainer.seed)
     train_examples = examples(net, vocabulary, train_utterances, True, "training", speeds=train_ds.speed_perturb,
                               max_duration=train_ds.max_duration)
     val_examples = examples(net, vocabulary, val_utterances, False, "validation")

@@ -23,9 +23,9 @@ import tarfile
 from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, Tuple
 
-from tao_launcher.core.convert import staged_into
+from tao_launcher.core.convert import check_not_converted, staged_into, written
 from tao_launcher.core.progress import track
-from tao_launcher.core.textfiles import check_file, read_lines
+from tao_launcher.core.textfiles import SUBSET_SEED, check_file, input_text, read_lines, subset
 from tao_launcher.errors import DataError, UsageError
 
 log = logging.getLogger("tao.text_classification")
@@ -36,9 +36,10 @@ LABEL_RANGE_FIX = "fix the line or set model.dataset.num_classes"
 
 
 def read_examples(path: str | Path, num_samples: int = -1, num_classes: Optional[int] = None,
-                  range_fix: str = LABEL_RANGE_FIX,
+                  range_fix: str = LABEL_RANGE_FIX, seed: int = SUBSET_SEED,
                   ) -> Tuple[List[str], List[int]]:
-    """Read ``sentence<TAB>label`` lines; a bad line is a DataError naming file:line and the fix."""
+    """Read ``sentence<TAB>label`` lines; a bad line is a DataError naming file:line and the fix.
+    ``num_samples`` > 0 draws that many (``textfiles.subset``, with ``seed``)."""
     path = Path(path)
     check_file(path, "data file", "check the file_path in the spec (dataset_convert writes train.tsv and dev.tsv)")
     sentences: List[str] = []
@@ -63,11 +64,11 @@ def read_examples(path: str | Path, num_samples: int = -1, num_classes: Optional
                             f"labels must be 0..{(num_classes or 1) - 1}: {range_fix}")
         sentences.append(sentence.strip())
         labels.append(value)
-        if 0 < num_samples <= len(sentences):
-            break
     if not sentences:
         raise DataError(f"{path} holds no examples: expected 'sentence<TAB>label' lines")
-    return sentences, labels
+    drawn = subset(list(zip(sentences, labels)), num_samples, source=path, seed=seed,
+                   labels=lambda example: [str(example[1])], what="class ids", unit="sentences")
+    return [sentence for sentence, _ in drawn], [label for _, label in drawn]
 
 
 def read_sentences(path: str | Path) -> List[str]:
@@ -76,8 +77,8 @@ def read_sentences(path: str | Path) -> List[str]:
     check_file(path, "input file", "check input_file in the spec")
     out = []
     for number, line in read_lines(path):
-        text = line.split("\t")[0].strip()
-        if number == 1 and text.lower() in ("sentence", "text"):
+        text = input_text(path, number, line.split("\t")[0])
+        if number == 1 and text and text.lower() in ("sentence", "text"):
             continue
         if text:
             out.append(text)
@@ -103,12 +104,16 @@ def read_label_names(path: Optional[str], num_classes: Optional[int]) -> List[st
 
 # ----------------------------------------------------------------------------- dataset_convert
 
-def convert(dataset_name: str, source: Path, target: Path) -> dict:
-    """Write train.tsv, dev.tsv and labels.txt into ``target``; returns counts per file."""
+def convert(dataset_name: str, source: Path, target: Path, overwrite: bool = False) -> dict:
+    """Write train.tsv, dev.tsv and labels.txt into ``target``; returns counts per file. ``overwrite``: the
+    user lets it replace files of those names that no dataset_convert wrote (core/convert.py)."""
     if not source.exists():
         raise UsageError(f"source_data_dir {source} does not exist: download the dataset there first")
     converter = {"sst2": _convert_sst2, "imdb": _convert_imdb}[dataset_name]
-    with staged_into(target) as stage:  # a bad source line leaves nothing half-written in target
+    names = ["train.tsv", "dev.tsv", "labels.txt"]
+    if (dataset_name == "sst2" and (source / "test.tsv").is_file()) or "test.txt" in written(target):
+        names.append("test.txt")  # written now, or an earlier convert's that this one must not leave behind
+    with staged_into(target, names, overwrite=overwrite) as stage:  # a bad source line leaves nothing half-written
         counts = converter(source, stage)
         (stage / "labels.txt").write_text("\n".join(SENTIMENT_LABELS) + "\n")
     return counts
@@ -130,7 +135,9 @@ def _convert_sst2(source: Path, target: Path) -> dict:
         if not file.is_file():
             raise UsageError(f"{file} does not exist: source_data_dir must be the GLUE SST-2 folder "
                              f"with train.tsv and dev.tsv")
-        counts[name] = _write_tsv(target / name, _sst2_rows(file))
+        check_not_converted(file, "source file")  # a target equal to the source holds this convert's train.tsv
+    for name in ("train.tsv", "dev.tsv"):
+        counts[name] = _write_tsv(target / name, _sst2_rows(source / name))
     test = source / "test.tsv"
     if test.is_file():
         sentences = [line.split("\t", 1)[1].strip() for number, line in read_lines(test) if number > 1 and "\t" in line]

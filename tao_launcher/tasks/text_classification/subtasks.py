@@ -106,7 +106,8 @@ evaluate, infer, infer_onnx, export = PREDICT.subtasks(EvaluateSpec, InferSpec, 
 
 
 def dataset_convert(spec: DatasetConvertSpec, run: RunContext) -> Dict:
-    counts = data.convert(spec.dataset_name, Path(spec.source_data_dir), Path(spec.target_data_dir))
+    counts = data.convert(spec.dataset_name, Path(spec.source_data_dir), Path(spec.target_data_dir),
+                          overwrite=run.overwrite)
     for name, count in counts.items():
         log.info("wrote %s/%s: %d lines", spec.target_data_dir, name, count)
     run.results.record({f"lines_{k.split('.')[0]}": v for k, v in counts.items()},

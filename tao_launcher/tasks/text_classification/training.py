@@ -62,8 +62,9 @@ def fit(net: TextClassifier, tokenizer, train_ds, val_ds, spec, run, range_fix: 
     """train's and finetune's one path: the two files as examples, then ``fit_task``."""
     config = net.model_config
     num_classes, max_len = config["num_classes"], config["max_seq_length"]
-    train_x, train_y = data.read_examples(train_ds.file_path, train_ds.num_samples, num_classes, range_fix)
-    val_x, val_y = data.read_examples(val_ds.file_path, val_ds.num_samples, num_classes, range_fix)
+    seed = spec.trainer.seed
+    train_x, train_y = data.read_examples(train_ds.file_path, train_ds.num_samples, num_classes, range_fix, seed)
+    val_x, val_y = data.read_examples(val_ds.file_path, val_ds.num_samples, num_classes, range_fix, seed)
     log.info("training on %d sentences from %s, validating on %d from %s",
              len(train_x), train_ds.file_path, len(val_x), val_ds.file_path)
     weights = None

@@ -31,8 +31,9 @@ import unicodedata
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from tao_launcher.core.convert import staged_into
-from tao_launcher.core.textfiles import read_input_lines, read_label_list, read_lines, read_parallel
+from tao_launcher.core.convert import check_not_converted, not_converted, staged_into, written
+from tao_launcher.core.textfiles import (SUBSET_SEED, read_input_lines, read_label_list, read_lines, read_parallel,
+                                         subset)
 from tao_launcher.errors import DataError, UsageError
 from tao_launcher.core.textfiles import data_folder
 
@@ -80,14 +81,15 @@ def write_label_ids(path: str | Path, labels: Sequence[str]) -> None:
 # ----------------------------------------------------------------------------- the training files
 
 def read_examples(text_file: str | Path, labels_file: str | Path, num_samples: int = -1,
-                  label_ids: Optional[Sequence[str]] = None) -> Tuple[List[List[str]], List[List[str]]]:
+                  label_ids: Optional[Sequence[str]] = None, seed: int = SUBSET_SEED,
+                  ) -> Tuple[List[List[str]], List[List[str]]]:
     """(words, tags) of each sentence of a text_<split>.txt / labels_<split>.txt pair; a bad line is a DataError
-    naming file:line and the fix. ``num_samples`` > 0 keeps the first that many sentences."""
+    naming file:line and the fix. ``num_samples`` > 0 draws that many sentences (``textfiles.subset``, ``seed``)."""
     labels_file = Path(labels_file)
     known = set(label_ids) if label_ids is not None else None
     sentences: List[List[str]] = []
     tags: List[List[str]] = []
-    for number, words, labels in read_parallel(text_file, labels_file, num_samples):
+    for number, words, labels in read_parallel(text_file, labels_file):
         if known is not None:
             for label in labels:
                 if label not in known:
@@ -95,7 +97,9 @@ def read_examples(text_file: str | Path, labels_file: str | Path, num_samples: i
                                     f"({len(known)} labels); add it to {LABEL_IDS} or fix the line")
         sentences.append(words)
         tags.append(labels)
-    return sentences, tags
+    drawn = subset(list(zip(sentences, tags)), num_samples, source=labels_file, seed=seed,
+                   labels=lambda example: example[1], what="tags", unit="sentences")
+    return [words for words, _ in drawn], [labels for _, labels in drawn]
 
 
 def label_set(label_ids: Optional[str], data_dir: str) -> List[str]:
@@ -103,10 +107,12 @@ def label_set(label_ids: Optional[str], data_dir: str) -> List[str]:
     return read_label_ids(Path(label_ids) if label_ids else data_folder(data_dir) / LABEL_IDS)
 
 
-def read(data_dir: str, ds, label_names: Sequence[str]) -> Tuple[List[List[str]], List[List[str]]]:
-    """(words, tags) of the split a data section (``text_file``, ``labels_file``, ``num_samples``) names in data_dir."""
+def read(data_dir: str, ds, label_names: Sequence[str], seed: int = SUBSET_SEED,
+         ) -> Tuple[List[List[str]], List[List[str]]]:
+    """(words, tags) of the split a data section (``text_file``, ``labels_file``, ``num_samples``) names in data_dir;
+    ``seed`` draws num_samples."""
     folder = data_folder(data_dir)
-    return read_examples(folder / ds.text_file, folder / ds.labels_file, ds.num_samples, label_names)
+    return read_examples(folder / ds.text_file, folder / ds.labels_file, ds.num_samples, label_names, seed)
 
 
 def read_sentences(path: str | Path) -> List[str]:
@@ -149,17 +155,13 @@ def split_of(name: str) -> Optional[str]:
     return None
 
 
-def _is_output(name: str) -> bool:
-    """A file dataset_convert writes (when the target is the source folder, a second run must skip them)."""
-    return name == LABEL_IDS or any(name == f"{kind}_{split}.txt" for kind in ("text", "labels") for split in SPLITS)
-
-
 def _source_files(source: Path) -> Dict[str, List[Path]]:
     if source.is_file():
+        check_not_converted(source, "source_data_dir")
         return {split_of(source.name) or "train": [source]}
     found: Dict[str, List[Path]] = {}
-    for file in sorted(source.iterdir()):
-        if not file.is_file() or file.name.startswith(".") or _is_output(file.name):
+    for file in not_converted(sorted(source.iterdir())):  # a target equal to the source holds this convert's files
+        if not file.is_file() or file.name.startswith("."):
             continue
         split = split_of(file.name)
         if split is None:
@@ -201,21 +203,28 @@ def _read_conll(file: Path) -> Iterator[Tuple[List[str], List[str]]]:
                         f"sentences")
 
 
-def convert(source: Path, target: Path) -> Dict[str, int]:
+def convert(source: Path, target: Path, overwrite: bool = False) -> Dict[str, int]:
     """Write text_<split>.txt, labels_<split>.txt and label_ids.csv into ``target`` from CoNLL files;
-    returns the sentences per text file and the labels in label_ids.csv."""
+    returns the sentences per text file and the labels in label_ids.csv. ``overwrite``: the user lets it
+    replace files of those names that no dataset_convert wrote (core/convert.py)."""
     source, target = Path(source), Path(target)
     if not source.exists():
         raise UsageError(f"source_data_dir {source} does not exist: download the CoNLL files there first")
     files = _source_files(source)
     if "train" not in files:
-        names = ", ".join(sorted(p.name for p in source.iterdir() if p.is_file())) if source.is_dir() else source.name
+        listed = [p for p in sorted(source.iterdir()) if p.is_file() and not p.name.startswith(".")] \
+            if source.is_dir() else [source]
+        found = not_converted(listed)
+        outputs = f" (and {len(listed) - len(found)} that dataset_convert wrote)" if len(found) < len(listed) else ""
         raise UsageError(f"no training file in {source}: expected a CoNLL file with 'train' in its name "
-                         f"(like eng.train; {_WHAT_SPLITS}); found: {names or 'no files'}")
-    target.mkdir(parents=True, exist_ok=True)  # made here, so a failed convert leaves it there, empty
+                         f"(like eng.train; {_WHAT_SPLITS}); found: "
+                         f"{', '.join(p.name for p in found) or 'no files'}{outputs}")
+    earlier = written(target)  # an earlier convert's split that this one does not write must not stay behind
+    names = [f"{kind}_{split}.txt" for split in SPLITS for kind in ("text", "labels")
+             if split in files or f"{kind}_{split}.txt" in earlier]
     counts: Dict[str, int] = {}
     labels = {OUTSIDE}
-    with staged_into(target) as stage:  # a bad source line leaves nothing half-written in target
+    with staged_into(target, names + [LABEL_IDS], overwrite=overwrite) as stage:  # nothing half-written in target
         for split in SPLITS:
             if split not in files:
                 continue

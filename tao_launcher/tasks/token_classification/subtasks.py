@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, List
 
-from tao_launcher.core.predict import Loaded, PredictStep, Scored, input_items
+from tao_launcher.core.predict import Loaded, PredictStep, Scored, input_items, write_lines
 from tao_launcher.core.textfiles import data_folder
 from tao_launcher.registry import RunContext
 from tao_launcher.tasks.token_classification import data
@@ -87,26 +87,18 @@ def score(texts, gold: List[List[str]], pred: List[List[str]], model: Loaded, sp
 
 def rows(texts: List[str], tags: List[List[str]], model: Loaded, run: RunContext) -> List[Dict]:
     """infer_results.json rows; infer_results.txt beside them holds the tagged lines alone (data.py)."""
-    out = [{"text": t, "tagged": data.tagged_text(t.split(), g), "tags": g} for t, g in zip(texts, tags)]
-    (run.results.path / "infer_results.txt").write_text("".join(r["tagged"] + "\n" for r in out), encoding="utf-8")
-    return out
-
-
-def read_inputs(spec) -> List[str]:
-    from tao_launcher.nlp.tokens import nonblank_texts
-
-    return nonblank_texts(input_items(spec, data.read_sentences), "a sentence to tag")
+    return [{"text": t, "tagged": data.tagged_text(t.split(), g), "tags": g} for t, g in zip(texts, tags)]
 
 
 PREDICT = PredictStep(
     TASK, family="tao_launcher.nlp.model", net="tao_launcher.tasks.token_classification.model:TokenClassifier",
-    predict=predict, read_inputs=read_inputs, rows=rows, line=lambda r: r["tagged"], read_labelled=read_labelled,
-    score=score)
+    predict=predict, read_inputs=lambda spec: input_items(spec, data.read_sentences), rows=rows,
+    line=lambda r: r["tagged"], read_labelled=read_labelled, score=score, write_files=write_lines("tagged"))
 evaluate, infer, infer_onnx, export = PREDICT.subtasks(EvaluateSpec, InferSpec, InferOnnxSpec, ExportSpec)
 
 
 def dataset_convert(spec: DatasetConvertSpec, run: RunContext) -> Dict:
-    counts = data.convert(Path(spec.source_data_dir), Path(spec.target_data_dir))
+    counts = data.convert(Path(spec.source_data_dir), Path(spec.target_data_dir), overwrite=run.overwrite)
     for name, count in counts.items():
         log.info("wrote %s/%s: %d lines", spec.target_data_dir, name, count)
     run.results.record({f"lines_{k.split('.')[0]}": v for k, v in counts.items()},

@@ -65,7 +65,7 @@ def fit(net: TokenClassifier, tokenizer, train_ds, val_ds, spec, run) -> Dict:
     index = {name: i for i, name in enumerate(labels)}
 
     def examples(ds):
-        words, tags = data.read(spec.data_dir, ds, labels)
+        words, tags = data.read(spec.data_dir, ds, labels, spec.trainer.seed)
         ids = {"labels": [[index[t] for t in s] for s in tags]}
         return words, tags, labelled_examples(tokenizer, words, ids, net.model_config["max_seq_length"])
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Tuple
 
+from tao_launcher.core.textfiles import SUBSET_SEED, subset
 from tao_launcher.errors import DataError
 
 Pair = Tuple[str, str]
 
 
-def read_pairs(path: str, *, labelled: bool = True, num_samples: int = -1) -> Tuple[List[Pair], List[int]]:
+def read_pairs(path: str, *, labelled: bool = True, num_samples: int = -1,
+               seed: int = SUBSET_SEED) -> Tuple[List[Pair], List[int]]:
     pairs, labels = [], []
     for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -21,7 +23,9 @@ def read_pairs(path: str, *, labelled: bool = True, num_samples: int = -1) -> Tu
                             + f", got {line[:60]!r}: fix or remove the line")
         pairs.append((fields[0], fields[1]))
         labels.append(int(fields[2]) if labelled else 0)
-    return (pairs, labels) if num_samples == -1 else (pairs[:num_samples], labels[:num_samples])
+    drawn = subset(list(zip(pairs, labels)), num_samples, source=path, seed=seed,
+                   labels=lambda example: [str(example[1])] if labelled else [])
+    return [pair for pair, _ in drawn], [label for _, label in drawn]
 
 
 def encode(tokenizer, pairs: List[Pair], max_seq_length: int = 128) -> List[dict]:

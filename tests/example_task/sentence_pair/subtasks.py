@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Dict
 
 from tao_launcher.core.predict import PredictStep, Scored, input_items
+from tao_launcher.core.textfiles import SUBSET_SEED
 from tao_launcher.registry import RunContext
 from example_task.sentence_pair import data
 from example_task.sentence_pair.spec import (
@@ -20,7 +21,8 @@ def train(spec: TrainSpec, run: RunContext) -> Dict:
 
     encoder, tokenizer = pretrained(spec.model.language_model)
     net = PairClassifier(encoder, {"max_seq_length": 128})
-    return fit(net, tokenizer, read(spec.training_ds), read(spec.validation_ds), spec.training_ds,
+    seed = spec.trainer.seed
+    return fit(net, tokenizer, read(spec.training_ds, seed), read(spec.validation_ds, seed), spec.training_ds,
                spec.validation_ds, spec, run)
 
 
@@ -28,12 +30,14 @@ def finetune(spec: FinetuneSpec, run: RunContext) -> Dict:
     from example_task.sentence_pair.training import fit
 
     net, tokenizer, _ = PREDICT.load_trained(run)
-    return fit(net, tokenizer, read(spec.finetuning_ds), read(spec.validation_ds), spec.finetuning_ds,
+    seed = spec.trainer.seed
+    return fit(net, tokenizer, read(spec.finetuning_ds, seed), read(spec.validation_ds, seed), spec.finetuning_ds,
                spec.validation_ds, spec, run)
 
 
-def read(ds):
-    return data.read_pairs(ds.file_path, num_samples=ds.num_samples)
+def read(ds, seed: int = SUBSET_SEED):
+    """A data section's pairs: ``num_samples`` of them drawn with ``seed`` (the spec's trainer.seed in train)."""
+    return data.read_pairs(ds.file_path, num_samples=ds.num_samples, seed=seed)
 
 
 def predict(model, pairs, batch_size, spec=None):
