@@ -223,11 +223,8 @@ def serve(repositories: Sequence[Path], *, ports: Ports, runner: str, key: Optio
     if ports.riva is not None and runner != "local":
         raise UsageError("--riva-port runs Riva's API beside the local runner's server: drop --riva-port, or use "
                          "--runner local")
-    encrypted = any(m["encrypted"] for m in models)
-    if encrypted and not key:
-        raise UsageError("the models are encrypted: pass their key with -k (or set TAO_KEY)")
     if runner == "docker":
-        command = docker_command(repositories, ports, image, bool(key))
+        command = docker_command(repositories, ports, image, bool(key) or any(m["encrypted"] for m in models))
         if dry_run:
             print(" ".join(shlex.quote(a) for a in command))
             return 0
@@ -235,13 +232,17 @@ def serve(repositories: Sequence[Path], *, ports: Ports, runner: str, key: Optio
         private = None
     else:
         env = find_serve_env()
-        private = Path(tempfile.mkdtemp(prefix="tao-serve-"))
-        command = local_command(env, repositories, ports, backend_folder(env, private))
         if dry_run:
+            command = local_command(env, repositories, ports, Path("<a private backend folder>"))
             print(" ".join(shlex.quote(a) for a in command))
             return 0
         environment = local_environment(env, key)
+    if any(m["encrypted"] for m in models) and not key:
+        raise UsageError("the models are encrypted: pass their key with -k (or set TAO_KEY)")
     ports.check_free()
+    if runner == "local":  # made only now: a refused or dry run leaves nothing behind
+        private = Path(tempfile.mkdtemp(prefix="tao-serve-"))
+        command = local_command(env, repositories, ports, backend_folder(env, private))
     if results is not None:
         results.mkdir(parents=True, exist_ok=True)
     status = Status(results)
