@@ -15,7 +15,7 @@ How a row runs (``via``), cheapest first; all are the real code paths a user rea
 - ``entry``: the in-container entrypoint (``entrypoint.main``) in this process, as both runners call
   it; torch is imported once for the whole file;
 - ``cli``: the real ``tao`` in a subprocess with the local runner (a few rows, end to end).
-Runtime: about 20 s on 2 cores for 244 rows (most of it the rows that load a tiny model or the encoder).
+Runtime: about 26 s on 2 cores for 363 rows (most of it the rows that load a tiny model or the encoder).
 """
 
 from __future__ import annotations
