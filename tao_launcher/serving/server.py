@@ -115,6 +115,11 @@ class Ports:
     grpc: int
     riva: Optional[int] = None   # Riva's gRPC API (serving/riva.py), when asked for
 
+    @property
+    def local(self) -> str:
+        """Where a client on this machine reaches ``host`` (a wildcard address is reached on loopback)."""
+        return "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+
     def check_free(self) -> None:
         """Refuse a port that another process holds, before anything starts."""
         chosen = (("--http-port", self.http), ("--grpc-port", self.grpc), ("--riva-port", self.riva))
@@ -175,7 +180,7 @@ class Status:
 
 def ready(ports: Ports, names: Sequence[str]) -> bool:
     """Whether the server and every model answer ready (KServe v2 HTTP)."""
-    base = f"http://{'127.0.0.1' if ports.host in ('0.0.0.0', '') else ports.host}:{ports.http}/v2"
+    base = f"http://{ports.local}:{ports.http}/v2"
     try:
         for path in ["/health/ready", *(f"/models/{n}/ready" for n in names)]:
             with urllib.request.urlopen(base + path, timeout=2) as reply:
@@ -249,41 +254,48 @@ def serve(repositories: Sequence[Path], *, ports: Ports, runner: str, key: Optio
     log_path = (results or private or Path(tempfile.mkdtemp(prefix="tao-serve-"))) / "log.txt"
     endpoints = {"http": f"http://{ports.host}:{ports.http}", "grpc": f"{ports.host}:{ports.grpc}"}
     signals: List[int] = []
-    riva: Optional[subprocess.Popen] = None
     previous = {s: signal.signal(s, lambda signum, _frame: signals.append(signum))
                 for s in (signal.SIGINT, signal.SIGTERM)}
+    started: List[subprocess.Popen] = []   # stopped in reverse: Riva's API, then the server
+
+    def fail(sentence: str):
+        for process in reversed(started):
+            terminate(process)
+        status.write(state="failed", error=sentence)
+        raise TaoError(sentence)
+
+    def interrupted() -> int:
+        for process in reversed(started):
+            terminate(process)
+        status.write(state="stopped")
+        print("tao: interrupted: the Triton server is stopped", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+
     try:
         with open(log_path, "wb") as log:
             server = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT,
                                       stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        started.append(server)
         status.write(state="starting", pid=os.getpid(), server_pid=server.pid, endpoints=endpoints,
                      models={m["model_name"]: m["task"] for m in models}, log=str(log_path))
         deadline = time.monotonic() + ready_timeout
         while not ready(ports, names):
             if signals:
-                return _stop(server, status, interrupted=True)
+                return interrupted()
             if server.poll() is not None:
-                sentence = f"the Triton server stopped while starting: {failure_lines(log_path)}"
-                status.write(state="failed", error=sentence)
-                raise TaoError(sentence)
+                fail(f"the Triton server stopped while starting: {failure_lines(log_path)}")
             if time.monotonic() > deadline:
-                _stop(server, status, interrupted=False)
-                sentence = f"the Triton server was not ready within {ready_timeout:.0f} s: {failure_lines(log_path)}"
-                status.write(state="failed", error=sentence)
-                raise TaoError(sentence)
+                fail(f"the Triton server was not ready within {ready_timeout:.0f} s: {failure_lines(log_path)}")
             time.sleep(READY_POLL_S)
         if ports.riva is not None:
             riva = start_riva(env, ports, {m["model_name"]: m["task"] for m in models}, log_path)
+            started.append(riva)
             endpoints["riva"] = f"{ports.host}:{ports.riva}"
-            while not listening(ports.host, ports.riva):
-                if riva.poll() is not None or signals or time.monotonic() > deadline:
-                    _stop(riva, status, interrupted=False)
-                    if signals:
-                        return _stop(server, status, interrupted=True)
-                    _stop(server, status, interrupted=False)
-                    sentence = f"Riva's API did not start: {failure_lines(log_path)}"
-                    status.write(state="failed", error=sentence)
-                    raise TaoError(sentence)
+            while not listening(ports.local, ports.riva):
+                if signals:
+                    return interrupted()
+                if riva.poll() is not None or time.monotonic() > deadline:
+                    fail(f"Riva's API did not start: {failure_lines(log_path)}")
                 time.sleep(READY_POLL_S)
         status.write(state="serving", endpoints=endpoints)
         served = ", ".join(f"{m['model_name']} ({m['task']})" for m in models)
@@ -291,19 +303,12 @@ def serve(repositories: Sequence[Path], *, ports: Ports, runner: str, key: Optio
         riva_line = f", Riva's gRPC API at {endpoints['riva']}" if "riva" in endpoints else ""
         print(f"tao: KServe v2 HTTP at {endpoints['http']}, gRPC at {endpoints['grpc']}{riva_line}; Ctrl-C stops "
               f"the server", flush=True)
-        while server.poll() is None and (riva is None or riva.poll() is None) and not signals:
+        while all(process.poll() is None for process in started) and not signals:
             time.sleep(READY_POLL_S)
         if signals:
-            if riva is not None:
-                _stop(riva, status, interrupted=False)
-            return _stop(server, status, interrupted=True)
+            return interrupted()
         which = "the Triton server" if server.poll() is not None else "Riva's API"
-        for process in (riva, server):
-            if process is not None:
-                _stop(process, status, interrupted=False)
-        sentence = f"{which} stopped by itself: {failure_lines(log_path)}"
-        status.write(state="failed", error=sentence)
-        raise TaoError(sentence)
+        fail(f"{which} stopped by itself: {failure_lines(log_path)}")
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
@@ -316,7 +321,7 @@ def serve(repositories: Sequence[Path], *, ports: Ports, runner: str, key: Optio
 def start_riva(env: ServeEnv, ports: Ports, models: Dict[str, str], log_path: Path) -> subprocess.Popen:
     """Riva's API (serving/riva.py) in the serving environment, forwarding to the server's gRPC port; its
     output goes to the same log."""
-    triton = f"{'127.0.0.1' if ports.host in ('0.0.0.0', '') else ports.host}:{ports.grpc}"
+    triton = f"{ports.local}:{ports.grpc}"
     command = [str(env.python), "-m", "tao_launcher.serving.riva", "--host", ports.host, "--port", str(ports.riva),
                "--triton", triton, "--models", json.dumps(models)]
     with open(log_path, "ab") as log:
@@ -327,19 +332,15 @@ def start_riva(env: ServeEnv, ports: Ports, models: Dict[str, str], log_path: Pa
 def listening(host: str, port: int) -> bool:
     with socket.socket() as probe:
         probe.settimeout(1)
-        return probe.connect_ex(("127.0.0.1" if host in ("0.0.0.0", "") else host, port)) == 0
+        return probe.connect_ex((host, port)) == 0
 
 
-def _stop(server: subprocess.Popen, status: Status, *, interrupted: bool) -> int:
-    """SIGTERM to the server, SIGKILL after ``STOP_GRACE_S``; ``interrupted``: say so, exit 130."""
-    if server.poll() is None:
-        server.terminate()
+def terminate(process: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL after ``STOP_GRACE_S``; waits for it to end."""
+    if process.poll() is None:
+        process.terminate()
         try:
-            server.wait(timeout=STOP_GRACE_S)
+            process.wait(timeout=STOP_GRACE_S)
         except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-    status.write(state="stopped" if interrupted else "failed")
-    if interrupted:
-        print("tao: interrupted: the Triton server is stopped", file=sys.stderr, flush=True)
-    return EXIT_INTERRUPTED
+            process.kill()
+            process.wait()
