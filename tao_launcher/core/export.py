@@ -8,7 +8,7 @@ By ``export_format`` and ``encrypt``:
   model.onnx; ``infer_onnx -m .../model.onnx`` reads it);
 - TRITON: ``exported-model-triton/``, a Triton model repository that ``tao serve`` serves: the ONNX export
   (encrypted, or plain with encrypt=false) under a python-backend model running the task's predict step
-  (serving/repository.py);
+  (core/triton_repository.py);
 - HF (NLP tasks): ``exported-model-hf/``, a Hugging Face folder (nlp/hf_export.py).
 
 ``export_to`` renames it inside the results folder. Archives are written atomically, folders staged and
@@ -62,7 +62,7 @@ def write_export(target: ExportTarget, run, task: str, write_files: Callable[[Pa
 
     if target.kind == "triton":
         from tao_launcher.registry import TASKS, resolve
-        from tao_launcher.serving.repository import write_repository
+        from tao_launcher.core.triton_repository import write_repository
 
         entry = TASKS[task]
         predict_ref = f"{entry.package}.subtasks:PREDICT"

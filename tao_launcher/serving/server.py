@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from tao_launcher.errors import EXIT_INTERRUPTED, TaoError, UsageError
-from tao_launcher.serving.repository import served_models
+from tao_launcher.core.triton_repository import served_models
 
 SERVE_ENV = "TAO_SERVE_ENV"
 DOCKER_IMAGE = "nvcr.io/nvidia/tritonserver:24.10-py3"   # Triton 2.51, the release the pytriton wheel ships

@@ -1,6 +1,6 @@
 """The Triton python-backend model of every tao task: the task's own predict step, on onnxruntime, inside Triton.
 
-Triton imports this from each model's ``1/model.py`` (serving/repository.py) in its python backend stub, an
+Triton imports this from each model's ``1/model.py`` (core/triton_repository.py) in its python backend stub, an
 interpreter of tao's serving environment (``make serve-env``: numpy<2, onnxruntime, no Lightning). At load
 (``initialize``) it reads ``tao_model.json``, decrypts the export in memory with the key from ``TAO_KEY`` (or
 the file ``TAO_KEY_FILE`` names; ``tao serve`` passes it) and builds the same ``Loaded`` model that infer_onnx
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 from tao_launcher.errors import TaoError
-from tao_launcher.serving.repository import ANSWER, ENCRYPTED_MODEL, MODEL_INFO, PLAIN_MODEL
+from tao_launcher.core.triton_repository import ANSWER, ENCRYPTED_MODEL, MODEL_INFO, PLAIN_MODEL
 
 KEY_ENV, KEY_FILE_ENV = "TAO_KEY", "TAO_KEY_FILE"
 

@@ -194,7 +194,7 @@ class SpecBase:
 
 @dataclass
 class TritonSpec:
-    """export_format=TRITON: the Triton model repository that ``tao serve`` serves (serving/repository.py)."""
+    """export_format=TRITON: the Triton model repository that ``tao serve`` serves (core/triton_repository.py)."""
 
     model_name: Optional[str] = spec_field(None, "the model's name in the repository and in requests (default: the "
                                                  "task's name); letters, digits, '_', '-' and '.'")
